@@ -1,0 +1,118 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
+	fstorage "github.com/ory/fosite/storage"
+)
+
+// Errors every store returns for the same conditions. Compare with [errors.Is].
+var (
+	// ErrNotFound reports a record that does not exist. It is fosite.ErrNotFound itself, so
+	// fosite's handlers recognise it.
+	ErrNotFound = fosite.ErrNotFound
+	// ErrConflict reports a create that collides with an existing record, or a lost
+	// compare-and-swap that the caller may retry.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrJTIUsed reports a JWT ID that was already used and has not yet expired.
+	ErrJTIUsed = errors.New("storage: jwt id already used")
+)
+
+// Store is everything mandate persists. [github.com/mandate-dev/mandate/storage/gormstore.Store]
+// implements it.
+type Store interface {
+	ClientStore
+	ResourceStore
+	TokenStore
+	KeyStore
+	TrustStore
+	JTIStore
+	Collector
+}
+
+// ClientStore keeps registered OAuth 2.0 clients.
+type ClientStore interface {
+	// Client returns the client with this id, or ErrNotFound.
+	Client(ctx context.Context, id string) (*Client, error)
+	// SaveClient creates the client or replaces the one with the same ID.
+	SaveClient(ctx context.Context, c *Client) error
+	// DeleteClient removes the client; ErrNotFound if there is none.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// ResourceStore keeps the registered resource servers (RFC 8707 resource indicators).
+type ResourceStore interface {
+	// ResourceServer returns the resource server whose Identifier equals identifier exactly,
+	// or ErrNotFound.
+	ResourceServer(ctx context.Context, identifier string) (*ResourceServer, error)
+	// ResourceServers lists every registered resource server, ordered by Identifier.
+	ResourceServers(ctx context.Context) ([]ResourceServer, error)
+	// SaveResourceServer creates the resource server or replaces the one with the same
+	// Identifier. Saving one with Default set clears Default on every other, atomically.
+	SaveResourceServer(ctx context.Context, rs *ResourceServer) error
+	// DeleteResourceServer removes it; ErrNotFound if there is none.
+	DeleteResourceServer(ctx context.Context, identifier string) error
+}
+
+// TokenStore keeps authorization codes, access and refresh token sessions, PKCE and PAR
+// requests: exactly what fosite's handlers need. Implementations must make
+// InvalidateAuthorizeCodeSession and RotateRefreshToken conditional (one of two concurrent
+// callers wins, the other gets fosite.ErrSerializationFailure or fosite.ErrInvalidatedAuthorizeCode
+// / fosite.ErrInactiveToken), and must return an inactive refresh token's request together with
+// fosite.ErrInactiveToken, because fosite's reuse detection reads it.
+//
+// The session prototype passed to Get methods may be nil (fosite's revocation does that); the
+// store then decodes into a fresh [*Session].
+type TokenStore interface {
+	oauth2.CoreStorage
+	oauth2.TokenRevocationStorage
+	pkce.PKCERequestStorage
+	fosite.PARStorage
+	fstorage.Transactional
+}
+
+// KeyStore keeps the authorization server's signing keys. The whole set is read and written as
+// one value so that several instances sharing the store agree on it.
+type KeyStore interface {
+	// Keys returns the current key set (possibly empty).
+	Keys(ctx context.Context) ([]Key, error)
+	// UpdateKeys atomically replaces the key set with what update returns for the current one.
+	// If another writer changed the set in between, update is called again with the new set
+	// (bounded retries, then ErrConflict). If update returns an error, nothing is written and
+	// that error is returned.
+	UpdateKeys(ctx context.Context, update func(current []Key) ([]Key, error)) error
+}
+
+// TrustStore keeps the RFC 7523 §2.1 trust relationships: which issuers' assertions are
+// accepted as authorization grants, for which subjects, scopes and resources.
+type TrustStore interface {
+	// Trusts returns every trust registered for this issuer (subject-specific and
+	// any-subject), expired ones included; the caller checks ExpiresAt.
+	Trusts(ctx context.Context, issuer string) ([]Trust, error)
+	// SaveTrust creates the trust or replaces the one with the same ID.
+	SaveTrust(ctx context.Context, t *Trust) error
+	// DeleteTrust removes it; ErrNotFound if there is none.
+	DeleteTrust(ctx context.Context, id string) error
+}
+
+// JTIStore records single-use JWT IDs (RFC 7523 §3 item 7, private_key_jwt assertions).
+type JTIStore interface {
+	// UseJTI records key as used until expiresAt. It is one atomic operation: of any number of
+	// concurrent calls with the same key — from any process sharing the store — exactly one
+	// returns nil and the others ErrJTIUsed. A key whose previous use has expired may be used
+	// again. Callers namespace the key (for example issuer and jti).
+	UseJTI(ctx context.Context, key string, expiresAt time.Time) error
+}
+
+// Collector deletes what has expired.
+type Collector interface {
+	// DeleteExpired removes authorization codes, token sessions, PKCE and PAR requests and JWT
+	// IDs that expired before the given time, in batches of at most batch rows (a default when
+	// batch <= 0), and returns how many rows it removed.
+	DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error)
+}
