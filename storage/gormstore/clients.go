@@ -1,0 +1,378 @@
+package gormstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"gorm.io/gorm"
+
+	"github.com/mandate-dev/mandate/storage"
+)
+
+// clientRecord is the stored form of a storage.Client; explicit JSON names keep stored rows
+// independent of Go field names.
+type clientRecord struct {
+	ID                          string              `json:"id"`
+	Name                        string              `json:"name,omitempty"`
+	SecretHash                  []byte              `json:"secret_hash,omitempty"`
+	RotatedSecretHashes         [][]byte            `json:"rotated_secret_hashes,omitempty"`
+	Public                      bool                `json:"public,omitempty"`
+	RedirectURIs                []string            `json:"redirect_uris,omitempty"`
+	GrantTypes                  []string            `json:"grant_types,omitempty"`
+	ResponseTypes               []string            `json:"response_types,omitempty"`
+	Scopes                      []string            `json:"scopes,omitempty"`
+	Resources                   []string            `json:"resources,omitempty"`
+	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method,omitempty"`
+	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
+	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	JWKSURI                     string              `json:"jwks_uri,omitempty"`
+}
+
+// upsert writes a row keyed by id_hash, keeping created_at of an existing row.
+func (s *Store) upsert(db *gorm.DB, table string, cols []string, args []any) (int64, error) {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	b.WriteString(strings.Join(cols, ", "))
+	b.WriteString(") VALUES (")
+	b.WriteString(strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", "))
+	b.WriteString(")")
+	if s.dialect == dialectMySQL {
+		b.WriteString(" ON DUPLICATE KEY UPDATE ")
+	} else {
+		b.WriteString(" ON CONFLICT (id_hash) DO UPDATE SET ")
+	}
+	first := true
+	for _, c := range cols {
+		if c == "id_hash" || c == "created_at" {
+			continue
+		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		if s.dialect == dialectMySQL {
+			fmt.Fprintf(&b, "%s = VALUES(%s)", c, c)
+		} else {
+			fmt.Fprintf(&b, "%s = excluded.%s", c, c)
+		}
+	}
+	return exec(db, b.String(), args...)
+}
+
+// readDoc reads data, created_at and updated_at of one row.
+func readDoc(db *gorm.DB, query string, args ...any) (string, time.Time, time.Time, error) {
+	var (
+		data             string
+		created, updated int64
+	)
+	if err := queryRow(db, query, args, &data, &created, &updated); err != nil {
+		return "", time.Time{}, time.Time{}, err
+	}
+	return data, fromNanos(created), fromNanos(updated), nil
+}
+
+func (s *Store) deleteByID(ctx context.Context, table, id string) error {
+	n, err := exec(s.conn(ctx), "DELETE FROM "+table+" WHERE id_hash = ?", key(id))
+	if err != nil {
+		return wrap("delete", err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// Client implements storage.ClientStore: one primary-key read.
+func (s *Store) Client(ctx context.Context, id string) (*storage.Client, error) {
+	data, created, updated, err := readDoc(s.conn(ctx),
+		"SELECT data, created_at, updated_at FROM mandate_clients WHERE id_hash = ?", key(id))
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, storage.ErrNotFound
+		}
+		return nil, wrap("client", err)
+	}
+	var r clientRecord
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return nil, wrap("decode client", err)
+	}
+	return &storage.Client{
+		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, RotatedSecretHashes: r.RotatedSecretHashes,
+		Public: r.Public, RedirectURIs: r.RedirectURIs, GrantTypes: r.GrantTypes,
+		ResponseTypes: r.ResponseTypes, Scopes: r.Scopes, Resources: r.Resources,
+		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: r.TokenEndpointAuthSigningAlg,
+		JWKS: r.JWKS, JWKSURI: r.JWKSURI, CreatedAt: created, UpdatedAt: updated,
+	}, nil
+}
+
+// SaveClient implements storage.ClientStore.
+func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
+	if c == nil || c.ID == "" {
+		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
+	}
+	if err := checkText("client", c.ID, c.Name, c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg, c.JWKSURI); err != nil {
+		return err
+	}
+	for _, l := range [][]string{c.RedirectURIs, c.GrantTypes, c.ResponseTypes, c.Scopes, c.Resources} {
+		if err := checkText("client", l...); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(clientRecord{
+		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, RotatedSecretHashes: c.RotatedSecretHashes,
+		Public: c.Public, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
+		ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Resources: c.Resources,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
+	})
+	if err != nil {
+		return wrap("encode client", err)
+	}
+	now := s.now().UnixNano()
+	_, err = s.upsert(s.conn(ctx), "mandate_clients",
+		[]string{"id_hash", "data", "created_at", "updated_at"},
+		[]any{key(c.ID), string(data), now, now})
+	return wrap("save client", err)
+}
+
+// DeleteClient implements storage.ClientStore.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.deleteByID(ctx, "mandate_clients", id)
+}
+
+type resourceRecord struct {
+	Identifier     string           `json:"identifier"`
+	Name           string           `json:"name,omitempty"`
+	Scopes         []string         `json:"scopes,omitempty"`
+	AccessTokenTTL time.Duration    `json:"access_token_ttl,omitempty"`
+	SigningAlg     string           `json:"signing_alg,omitempty"`
+	Encryption     *jose.JSONWebKey `json:"encryption,omitempty"`
+}
+
+func decodeResource(data string, isDefault *int, created, updated time.Time) (*storage.ResourceServer, error) {
+	var r resourceRecord
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return nil, wrap("decode resource server", err)
+	}
+	return &storage.ResourceServer{
+		Identifier: r.Identifier, Name: r.Name, Scopes: r.Scopes, AccessTokenTTL: r.AccessTokenTTL,
+		SigningAlg: r.SigningAlg, Encryption: r.Encryption, Default: isDefault != nil && *isDefault == 1,
+		CreatedAt: created, UpdatedAt: updated,
+	}, nil
+}
+
+// ResourceServer implements storage.ResourceStore.
+func (s *Store) ResourceServer(ctx context.Context, identifier string) (*storage.ResourceServer, error) {
+	var (
+		data             string
+		isDefault        *int
+		created, updated int64
+	)
+	err := queryRow(s.conn(ctx), "SELECT data, is_default, created_at, updated_at FROM mandate_resource_servers WHERE id_hash = ?",
+		[]any{key(identifier)}, &data, &isDefault, &created, &updated)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, storage.ErrNotFound
+		}
+		return nil, wrap("resource server", err)
+	}
+	return decodeResource(data, isDefault, fromNanos(created), fromNanos(updated))
+}
+
+// ResourceServers implements storage.ResourceStore, ordered by Identifier (byte order).
+func (s *Store) ResourceServers(ctx context.Context) ([]storage.ResourceServer, error) {
+	rows, err := queryRows(s.conn(ctx), "SELECT data, is_default, created_at, updated_at FROM mandate_resource_servers")
+	if err != nil {
+		return nil, wrap("resource servers", err)
+	}
+	defer rows.Close()
+	var out []storage.ResourceServer
+	for rows.Next() {
+		var (
+			data             string
+			isDefault        *int
+			created, updated int64
+		)
+		if err := rows.Scan(&data, &isDefault, &created, &updated); err != nil {
+			return nil, wrap("resource servers", err)
+		}
+		rs, err := decodeResource(data, isDefault, fromNanos(created), fromNanos(updated))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *rs)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("resource servers", err)
+	}
+	slices.SortFunc(out, func(a, b storage.ResourceServer) int { return strings.Compare(a.Identifier, b.Identifier) })
+	return out, nil
+}
+
+// SaveResourceServer implements storage.ResourceStore. Saving a default one clears the flag on
+// every other in the same transaction; a unique index guarantees at most one default even
+// under concurrent saves (the loser gets storage.ErrConflict).
+func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServer) error {
+	if rs == nil || rs.Identifier == "" {
+		return fmt.Errorf("%w: resource server without identifier", ErrInvalidInput)
+	}
+	if err := checkText("resource server", rs.Identifier, rs.Name, rs.SigningAlg); err != nil {
+		return err
+	}
+	if err := checkText("resource server", rs.Scopes...); err != nil {
+		return err
+	}
+	data, err := json.Marshal(resourceRecord{
+		Identifier: rs.Identifier, Name: rs.Name, Scopes: rs.Scopes, AccessTokenTTL: rs.AccessTokenTTL,
+		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption,
+	})
+	if err != nil {
+		return wrap("encode resource server", err)
+	}
+	id := key(rs.Identifier)
+	var isDefault any
+	if rs.Default {
+		isDefault = 1
+	}
+	save := func(db *gorm.DB) error {
+		now := s.now().UnixNano()
+		if rs.Default {
+			if _, err := exec(db, "UPDATE mandate_resource_servers SET is_default = NULL WHERE is_default = 1 AND id_hash <> ?", id); err != nil {
+				return err
+			}
+		}
+		_, err := s.upsert(db, "mandate_resource_servers",
+			[]string{"id_hash", "is_default", "data", "created_at", "updated_at"},
+			[]any{id, isDefault, string(data), now, now})
+		return err
+	}
+	// Concurrent default saves collide on the unique index (or deadlock on it): retry a few
+	// times when this call owns the transaction.
+	_, inCallerTx := ctx.Value(txKey{s}).(*txState)
+	for attempt := 0; ; attempt++ {
+		err = s.inTx(ctx, save)
+		if inCallerTx || attempt == 4 || !(isUnique(err) || isRetryable(err)) {
+			break
+		}
+	}
+	if isUnique(err) || isRetryable(err) {
+		return fmt.Errorf("gormstore: another default resource server was saved concurrently: %w", storage.ErrConflict)
+	}
+	return wrap("save resource server", err)
+}
+
+// DeleteResourceServer implements storage.ResourceStore.
+func (s *Store) DeleteResourceServer(ctx context.Context, identifier string) error {
+	return s.deleteByID(ctx, "mandate_resource_servers", identifier)
+}
+
+type trustRecord struct {
+	ID                   string              `json:"id"`
+	Issuer               string              `json:"issuer"`
+	Subject              string              `json:"subject,omitempty"`
+	AllowAnySubject      bool                `json:"allow_any_subject,omitempty"`
+	JWKS                 *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	JWKSURI              string              `json:"jwks_uri,omitempty"`
+	Scopes               []string            `json:"scopes,omitempty"`
+	Resources            []string            `json:"resources,omitempty"`
+	ExpiresAt            time.Time           `json:"expires_at,omitzero"`
+	MaxAssertionLifetime time.Duration       `json:"max_assertion_lifetime,omitempty"`
+	JTIOptional          bool                `json:"jti_optional,omitempty"`
+}
+
+// Trusts implements storage.TrustStore, ordered by ID.
+func (s *Store) Trusts(ctx context.Context, issuer string) ([]storage.Trust, error) {
+	rows, err := queryRows(s.conn(ctx), "SELECT data, created_at, updated_at FROM mandate_trusts WHERE issuer_hash = ?", key(issuer))
+	if err != nil {
+		return nil, wrap("trusts", err)
+	}
+	defer rows.Close()
+	var out []storage.Trust
+	for rows.Next() {
+		var (
+			data             string
+			created, updated int64
+		)
+		if err := rows.Scan(&data, &created, &updated); err != nil {
+			return nil, wrap("trusts", err)
+		}
+		var r trustRecord
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			return nil, wrap("decode trust", err)
+		}
+		if r.Issuer != issuer {
+			continue // a hash collision would be needed; be exact anyway
+		}
+		var exp time.Time
+		if !r.ExpiresAt.IsZero() {
+			exp = r.ExpiresAt.UTC()
+		}
+		out = append(out, storage.Trust{
+			ID: r.ID, Issuer: r.Issuer, Subject: r.Subject, AllowAnySubject: r.AllowAnySubject,
+			JWKS: r.JWKS, JWKSURI: r.JWKSURI, Scopes: r.Scopes, Resources: r.Resources,
+			ExpiresAt: exp, MaxAssertionLifetime: r.MaxAssertionLifetime, JTIOptional: r.JTIOptional,
+			CreatedAt: fromNanos(created), UpdatedAt: fromNanos(updated),
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("trusts", err)
+	}
+	slices.SortFunc(out, func(a, b storage.Trust) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// SaveTrust implements storage.TrustStore. An empty ID is replaced by a random one, written
+// back to t.ID.
+func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
+	if t == nil || t.Issuer == "" {
+		return fmt.Errorf("%w: trust without issuer", ErrInvalidInput)
+	}
+	if err := checkText("trust", t.ID, t.Issuer, t.Subject, t.JWKSURI); err != nil {
+		return err
+	}
+	for _, l := range [][]string{t.Scopes, t.Resources} {
+		if err := checkText("trust", l...); err != nil {
+			return err
+		}
+	}
+	id := t.ID
+	if id == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return wrap("trust id", err)
+		}
+		id = hex.EncodeToString(b[:])
+	}
+	data, err := json.Marshal(trustRecord{
+		ID: id, Issuer: t.Issuer, Subject: t.Subject, AllowAnySubject: t.AllowAnySubject,
+		JWKS: t.JWKS, JWKSURI: t.JWKSURI, Scopes: t.Scopes, Resources: t.Resources,
+		ExpiresAt: t.ExpiresAt, MaxAssertionLifetime: t.MaxAssertionLifetime, JTIOptional: t.JTIOptional,
+	})
+	if err != nil {
+		return wrap("encode trust", err)
+	}
+	now := s.now().UnixNano()
+	_, err = s.upsert(s.conn(ctx), "mandate_trusts",
+		[]string{"id_hash", "issuer_hash", "data", "created_at", "updated_at"},
+		[]any{key(id), key(t.Issuer), string(data), now, now})
+	if err != nil {
+		return wrap("save trust", err)
+	}
+	t.ID = id
+	return nil
+}
+
+// DeleteTrust implements storage.TrustStore.
+func (s *Store) DeleteTrust(ctx context.Context, id string) error {
+	return s.deleteByID(ctx, "mandate_trusts", id)
+}

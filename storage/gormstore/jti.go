@@ -1,0 +1,76 @@
+package gormstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/mandate-dev/mandate/storage"
+)
+
+// UseJTI implements storage.JTIStore. The key is claimed by one insert under its unique
+// (hashed) key; when a row exists, a conditional update takes it over only if its previous use
+// has expired. Both statements are atomic on their own, so of any number of concurrent callers
+// — sharing this pool or not — exactly one wins and the others get storage.ErrJTIUsed. Neither
+// statement raises a unique violation, so a caller's PostgreSQL transaction stays usable.
+func (s *Store) UseJTI(ctx context.Context, jti string, expiresAt time.Time) error {
+	db := s.conn(ctx)
+	h := key(jti)
+	exp := nanos(expiresAt)
+	n, err := exec(db, s.insertIgnore("mandate_jtis", "key_hash, expires_at, uses", "?, ?, 1", "key_hash"), h, exp)
+	if err != nil {
+		return wrap("use jti", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	// uses = uses + 1 makes the row change even when exp equals the old value, so MySQL's
+	// changed-rows count is 1 exactly when the update applied.
+	n, err = exec(db, "UPDATE mandate_jtis SET expires_at = ?, uses = uses + 1 WHERE key_hash = ? AND expires_at <= ?",
+		exp, h, s.now().UnixNano())
+	if err != nil {
+		return wrap("use jti", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	return storage.ErrJTIUsed
+}
+
+// defaultBatch is the GC batch size when the caller passes batch <= 0.
+const defaultBatch = 1000
+
+// DeleteExpired implements storage.Collector. Token rows whose session carries no expiry for
+// their kind (zero) are kept.
+func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = defaultBatch
+	}
+	cut := nanos(before)
+	var tokens, jtis string
+	if s.dialect == dialectMySQL {
+		tokens = "DELETE FROM mandate_tokens WHERE expires_at <> 0 AND expires_at < ? LIMIT ?"
+		jtis = "DELETE FROM mandate_jtis WHERE expires_at < ? LIMIT ?"
+	} else {
+		tokens = `DELETE FROM mandate_tokens WHERE (kind, signature) IN
+			(SELECT kind, signature FROM mandate_tokens WHERE expires_at <> 0 AND expires_at < ? LIMIT ?)`
+		jtis = `DELETE FROM mandate_jtis WHERE key_hash IN
+			(SELECT key_hash FROM mandate_jtis WHERE expires_at < ? LIMIT ?)`
+	}
+	var total int64
+	for _, q := range []string{tokens, jtis} {
+		for {
+			if err := ctx.Err(); err != nil {
+				return total, wrap("delete expired", err)
+			}
+			n, err := exec(s.conn(ctx), q, cut, batch)
+			if err != nil {
+				return total, wrap("delete expired", err)
+			}
+			total += n
+			if n < int64(batch) {
+				break
+			}
+		}
+	}
+	return total, nil
+}

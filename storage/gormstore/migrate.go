@@ -1,0 +1,197 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// SchemaVersion is the schema version this package creates and expects.
+const SchemaVersion = 1
+
+// migration is one schema step. Its statements are written with placeholders for the column
+// types that differ between databases (see [Store.ddl]).
+type migration struct {
+	version int
+	stmts   []string
+}
+
+// migrations are applied in order; each is recorded in mandate_schema_version. Never edit a
+// released step: append a new one.
+var migrations = []migration{{
+	version: 1,
+	stmts: []string{
+		`CREATE TABLE IF NOT EXISTS mandate_clients (
+			id_hash {HASH} NOT NULL PRIMARY KEY,
+			data {TEXT} NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		){OPTS}`,
+		`CREATE TABLE IF NOT EXISTS mandate_resource_servers (
+			id_hash {HASH} NOT NULL PRIMARY KEY,
+			is_default SMALLINT NULL UNIQUE,
+			data {TEXT} NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		){OPTS}`,
+		`CREATE TABLE IF NOT EXISTS mandate_trusts (
+			id_hash {HASH} NOT NULL PRIMARY KEY,
+			issuer_hash {HASH} NOT NULL,
+			data {TEXT} NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+			{INDEX mandate_trusts_issuer (issuer_hash)}
+		){OPTS}`,
+		`{CREATE INDEX mandate_trusts_issuer ON mandate_trusts (issuer_hash)}`,
+		`CREATE TABLE IF NOT EXISTS mandate_tokens (
+			kind SMALLINT NOT NULL,
+			signature {HASH} NOT NULL,
+			request_hash {HASH} NOT NULL,
+			active SMALLINT NOT NULL,
+			expires_at BIGINT NOT NULL,
+			access_signature {HASH} NULL,
+			request {TEXT} NOT NULL,
+			session {TEXT} NOT NULL,
+			PRIMARY KEY (kind, signature)
+			{INDEX mandate_tokens_request (kind, request_hash)}
+			{INDEX mandate_tokens_expires (expires_at)}
+		){OPTS}`,
+		`{CREATE INDEX mandate_tokens_request ON mandate_tokens (kind, request_hash)}`,
+		`{CREATE INDEX mandate_tokens_expires ON mandate_tokens (expires_at)}`,
+		`CREATE TABLE IF NOT EXISTS mandate_jtis (
+			key_hash {HASH} NOT NULL PRIMARY KEY,
+			expires_at BIGINT NOT NULL,
+			uses BIGINT NOT NULL
+			{INDEX mandate_jtis_expires (expires_at)}
+		){OPTS}`,
+		`{CREATE INDEX mandate_jtis_expires ON mandate_jtis (expires_at)}`,
+		`CREATE TABLE IF NOT EXISTS mandate_keys (
+			id SMALLINT NOT NULL PRIMARY KEY,
+			version BIGINT NOT NULL,
+			data {TEXT} NOT NULL
+		){OPTS}`,
+	},
+}}
+
+// ddl fills the type placeholders of a statement for the store's database. Indexes are
+// declared inside CREATE TABLE on MySQL (which has no CREATE INDEX IF NOT EXISTS) and as
+// separate CREATE INDEX IF NOT EXISTS statements elsewhere; an empty result is skipped.
+func (s *Store) ddl(stmt string) string {
+	var hash, text, opts string
+	switch s.dialect {
+	case dialectPostgres:
+		hash, text = "BYTEA", "TEXT"
+	case dialectMySQL:
+		hash, text = "BINARY(32)", "LONGTEXT"
+		opts = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+	default:
+		hash, text = "BLOB", "TEXT"
+		opts = " WITHOUT ROWID"
+	}
+	r := strings.NewReplacer("{HASH}", hash, "{TEXT}", text, "{OPTS}", opts)
+	out := r.Replace(stmt)
+	// {INDEX ...} inside CREATE TABLE and {CREATE INDEX ...} statements.
+	for {
+		i := strings.Index(out, "{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(out[i:], "}")
+		if j < 0 {
+			break
+		}
+		inner := out[i+1 : i+j]
+		var repl string
+		switch {
+		case strings.HasPrefix(inner, "INDEX ") && s.dialect == dialectMySQL:
+			repl = ", " + inner
+		case strings.HasPrefix(inner, "CREATE INDEX ") && s.dialect != dialectMySQL:
+			repl = "CREATE INDEX IF NOT EXISTS " + strings.TrimPrefix(inner, "CREATE INDEX ")
+		}
+		out = out[:i] + repl + out[i+j+1:]
+	}
+	return strings.TrimSpace(out)
+}
+
+// migrationLock names the lock that serialises migrations of concurrently starting instances.
+const migrationLock = "mandate_migrate"
+
+// migrate brings the schema to [SchemaVersion]. Concurrent starts are serialised by an advisory
+// lock (PostgreSQL), GET_LOCK (MySQL) or the write lock of an immediate transaction (SQLite), and
+// every statement is idempotent besides.
+func (s *Store) migrate(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	var err error
+	switch s.dialect {
+	case dialectPostgres:
+		err = db.Transaction(func(tx *gorm.DB) error {
+			// 0x6d616e64617465 is "mandate" in ASCII.
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", int64(0x6d616e64617465)).Error; err != nil {
+				return err
+			}
+			return s.applyMigrations(tx)
+		})
+	case dialectMySQL:
+		err = db.Connection(func(conn *gorm.DB) error {
+			var got *int
+			if err := queryRow(conn, "SELECT GET_LOCK(?, 60)", []any{migrationLock}, &got); err != nil {
+				return err
+			}
+			if got == nil || *got != 1 {
+				return errors.New("timed out waiting for the migration lock")
+			}
+			defer conn.Exec("SELECT RELEASE_LOCK(?)", migrationLock)
+			return s.applyMigrations(conn)
+		})
+	default:
+		err = db.Transaction(s.applyMigrations)
+	}
+	if err != nil {
+		return fmt.Errorf("gormstore: migrate: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) applyMigrations(db *gorm.DB) error {
+	if err := db.Exec(s.ddl(`CREATE TABLE IF NOT EXISTS mandate_schema_version (
+		version INTEGER NOT NULL PRIMARY KEY,
+		applied_at BIGINT NOT NULL
+	){OPTS}`)).Error; err != nil {
+		return err
+	}
+	var current int
+	if err := queryRow(db, "SELECT COALESCE(MAX(version), 0) FROM mandate_schema_version", nil, &current); err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		for _, stmt := range m.stmts {
+			q := s.ddl(stmt)
+			if q == "" {
+				continue
+			}
+			if err := db.Exec(q).Error; err != nil {
+				return fmt.Errorf("step %d: %w", m.version, err)
+			}
+		}
+		if err := db.Exec("INSERT INTO mandate_schema_version (version, applied_at) VALUES (?, ?)",
+			m.version, s.now().UnixNano()).Error; err != nil {
+			return fmt.Errorf("step %d: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// Version returns the schema version recorded in the database.
+func (s *Store) Version(ctx context.Context) (int, error) {
+	var v int
+	if err := queryRow(s.conn(ctx), "SELECT COALESCE(MAX(version), 0) FROM mandate_schema_version", nil, &v); err != nil {
+		return 0, wrap("schema version", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,147 @@
+package gormstore
+
+// This is the only file that imports the SQLite driver (github.com/ncruces/go-sqlite3, pure Go,
+// no cgo). CONTRIBUTING.md ("The embedded SQLite driver") says why this driver.
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/driver"
+	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/logger"
+	"gorm.io/gorm/migrator"
+	"gorm.io/gorm/schema"
+)
+
+// sqliteParams open every connection in WAL mode with a busy timeout, foreign keys and
+// synchronous=NORMAL (durable across application crashes; WAL keeps the database consistent
+// across power loss). Write transactions start with BEGIN IMMEDIATE, so a transaction takes the
+// write lock up front and waits for it (busy_timeout) instead of failing with SQLITE_BUSY on a
+// read-to-write upgrade.
+const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)" +
+	"&_pragma=foreign_keys(on)&_txlock=immediate"
+
+// openSQLite opens path (":memory:" for a private in-memory database).
+func openSQLite(path string, cfg *gorm.Config) (*gorm.DB, error) {
+	if path == "" {
+		return nil, errors.New("gormstore: sqlite: empty path")
+	}
+	if strings.ContainsRune(path, 0) {
+		return nil, errors.New("gormstore: sqlite: path contains a NUL byte")
+	}
+	memory := path == ":memory:"
+	var dsn string
+	if memory {
+		dsn = "file::memory:?" + sqliteParams
+	} else {
+		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + sqliteParams
+	}
+	sqlDB, err := driver.Open(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if memory {
+		// Each connection to ":memory:" is its own database: keep exactly one.
+		sqlDB.SetMaxOpenConns(1)
+	}
+	db, err := gorm.Open(sqliteDialector{conn: sqlDB}, cfg)
+	if err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := sqlDB.Ping(); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return db, nil
+}
+
+// sqliteUnique reports a SQLite unique or primary-key violation, by extended result code.
+func sqliteUnique(err error) bool {
+	var e *sqlite3.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	c := e.ExtendedCode()
+	return c == sqlite3.CONSTRAINT_UNIQUE || c == sqlite3.CONSTRAINT_PRIMARYKEY
+}
+
+// sqliteDialector is a thin gorm dialector over an open *sql.DB of the ncruces driver. The
+// store writes its own SQL and DDL, so it needs only gorm's default callbacks, quoting and
+// bind variables; the generic migrator is there for applications that use the handle.
+type sqliteDialector struct {
+	conn *sql.DB
+}
+
+func (sqliteDialector) Name() string { return "sqlite" }
+
+func (d sqliteDialector) Initialize(db *gorm.DB) error {
+	callbacks.RegisterDefaultCallbacks(db, &callbacks.Config{
+		CreateClauses:        []string{"INSERT", "VALUES", "ON CONFLICT", "RETURNING"},
+		UpdateClauses:        []string{"UPDATE", "SET", "FROM", "WHERE", "RETURNING"},
+		DeleteClauses:        []string{"DELETE", "FROM", "WHERE", "RETURNING"},
+		LastInsertIDReversed: true,
+	})
+	db.ConnPool = d.conn
+	return nil
+}
+
+func (d sqliteDialector) Migrator(db *gorm.DB) gorm.Migrator {
+	return migrator.Migrator{Config: migrator.Config{DB: db, Dialector: d}}
+}
+
+func (sqliteDialector) DataTypeOf(f *schema.Field) string {
+	switch f.DataType {
+	case schema.Bool:
+		return "numeric"
+	case schema.Int, schema.Uint:
+		return "integer"
+	case schema.Float:
+		return "real"
+	case schema.String:
+		return "text"
+	case schema.Time:
+		return "datetime"
+	case schema.Bytes:
+		return "blob"
+	}
+	return string(f.DataType)
+}
+
+func (sqliteDialector) DefaultValueOf(*schema.Field) clause.Expression {
+	return clause.Expr{SQL: "NULL"}
+}
+
+func (sqliteDialector) BindVarTo(w clause.Writer, _ *gorm.Statement, _ any) {
+	_ = w.WriteByte('?')
+}
+
+func (sqliteDialector) QuoteTo(w clause.Writer, s string) {
+	for i, part := range strings.Split(s, ".") {
+		if i > 0 {
+			_ = w.WriteByte('.')
+		}
+		_ = w.WriteByte('`')
+		_, _ = w.WriteString(strings.ReplaceAll(part, "`", "``"))
+		_ = w.WriteByte('`')
+	}
+}
+
+func (sqliteDialector) Explain(sql string, vars ...any) string {
+	return logger.ExplainSQL(sql, nil, `"`, vars...)
+}
+
+// Translate implements gorm.ErrorTranslator for applications that enable TranslateError.
+func (sqliteDialector) Translate(err error) error {
+	if sqliteUnique(err) {
+		return fmt.Errorf("%w: %w", gorm.ErrDuplicatedKey, err)
+	}
+	return err
+}

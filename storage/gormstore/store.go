@@ -1,0 +1,393 @@
+package gormstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	mysqldrv "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/mandate-dev/mandate/storage"
+)
+
+// ErrInvalidInput reports a value the store refuses to write because it could not be read back
+// exactly (for example a string that is not valid UTF-8).
+var ErrInvalidInput = errors.New("gormstore: invalid input")
+
+// Store is a [storage.Store] on a gorm database. It is safe for concurrent use.
+type Store struct {
+	db      *gorm.DB
+	dialect dialect
+	now     func() time.Time
+	owned   bool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota + 1
+	dialectPostgres
+	dialectMySQL
+)
+
+// Option configures a [Store].
+type Option func(*Store)
+
+// WithClock sets the clock the store uses for timestamps and for deciding whether a JWT ID's
+// previous use has expired. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// New wraps db, which must use the postgres, mysql or a sqlite dialector, migrates the schema
+// and returns the store. db's own configuration (logger, prepared statements) is kept, except
+// that single writes run without gorm's default transaction. [Store.Close] does not close db.
+//
+// A SQLite handle must be opened the way [Open] does it (WAL, busy_timeout, immediate write
+// transactions) or concurrent writers may see SQLITE_BUSY; prefer [Open] for SQLite.
+func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("gormstore: nil *gorm.DB")
+	}
+	s := &Store{now: time.Now}
+	switch name := db.Dialector.Name(); name {
+	case "sqlite", "sqlite3":
+		s.dialect = dialectSQLite
+	case "postgres":
+		s.dialect = dialectPostgres
+	case "mysql":
+		s.dialect = dialectMySQL
+	default:
+		return nil, fmt.Errorf("gormstore: unsupported gorm dialector %q", name)
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.db = db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true})
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Open connects to the database named by dsn, migrates the schema and returns the store:
+//
+//	sqlite:PATH                            a SQLite file (created if missing), WAL mode
+//	sqlite::memory:                        a private in-memory SQLite database (tests)
+//	postgres://... or postgresql://...     PostgreSQL, a pgx connection URL
+//	mysql://USER:PASS@tcp(HOST:PORT)/DB?…  MySQL or MariaDB, a go-sql-driver DSN after "mysql://"
+//
+// [Store.Close] closes the connection pool.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg := &gorm.Config{
+		SkipDefaultTransaction: true,
+		PrepareStmt:            true,
+		Logger:                 logger.Discard,
+	}
+	d, target, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var db *gorm.DB
+	switch d {
+	case dialectSQLite:
+		db, err = openSQLite(target, cfg)
+	case dialectPostgres:
+		db, err = gorm.Open(postgres.Open(target), cfg)
+	default:
+		db, err = gorm.Open(mysql.Open(target), cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gormstore: open: %w", err)
+	}
+	s, err := New(ctx, db, opts...)
+	if err != nil {
+		if sqlDB, derr := db.DB(); derr == nil {
+			_ = sqlDB.Close()
+		}
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// parseDSN splits a DSN accepted by [Open] into the database kind and what its driver takes: a
+// file path (or ":memory:") for SQLite, the URL for PostgreSQL, a go-sql-driver DSN for MySQL.
+// Errors never quote the DSN, which may hold a password.
+func parseDSN(dsn string) (dialect, string, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" || strings.ContainsRune(path, 0) {
+			return 0, "", errors.New("gormstore: sqlite DSN needs a path (or :memory:) without NUL bytes")
+		}
+		return dialectSQLite, path, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return 0, "", errors.New("gormstore: malformed postgres DSN")
+		}
+		return dialectPostgres, dsn, nil
+	case strings.HasPrefix(dsn, "mysql://"):
+		my, err := mysqldrv.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
+		if err != nil {
+			return 0, "", errors.New("gormstore: malformed mysql DSN")
+		}
+		if my.Params == nil {
+			my.Params = map[string]string{}
+		}
+		if _, ok := my.Params["charset"]; !ok {
+			my.Params["charset"] = "utf8mb4"
+		}
+		return dialectMySQL, my.FormatDSN(), nil
+	}
+	return 0, "", errors.New("gormstore: unsupported DSN: want sqlite:, postgres:// or mysql://")
+}
+
+// DB returns the underlying gorm handle (for example for health checks).
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Close closes the connection pool if [Open] created it; a store made by [New] leaves the
+// caller's *gorm.DB open.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("gormstore: close: %w", err)
+	}
+	if err := sqlDB.Close(); err != nil {
+		return fmt.Errorf("gormstore: close: %w", err)
+	}
+	return nil
+}
+
+// txKey keys the transaction of one store in a context, so that two stores never use each
+// other's transactions.
+type txKey struct{ s *Store }
+
+type txState struct {
+	tx *gorm.DB
+}
+
+// BeginTX implements fosite's storage.Transactional: it starts a transaction and returns a
+// context carrying it. Every method called with that context (or one derived from it) runs in
+// the transaction until [Store.Commit] or [Store.Rollback].
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{s}).(*txState); ok {
+		return ctx, errors.New("gormstore: transaction already in progress")
+	}
+	tx := s.db.WithContext(ctx).Begin(s.txOptions()...)
+	if tx.Error != nil {
+		return ctx, fmt.Errorf("gormstore: begin: %w", tx.Error)
+	}
+	return context.WithValue(ctx, txKey{s}, &txState{tx: tx}), nil
+}
+
+// Commit commits the transaction carried by ctx.
+func (s *Store) Commit(ctx context.Context) error {
+	st, ok := ctx.Value(txKey{s}).(*txState)
+	if !ok {
+		return errors.New("gormstore: commit: no transaction in context")
+	}
+	if err := st.tx.Commit().Error; err != nil {
+		return fmt.Errorf("gormstore: commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback rolls back the transaction carried by ctx.
+func (s *Store) Rollback(ctx context.Context) error {
+	st, ok := ctx.Value(txKey{s}).(*txState)
+	if !ok {
+		return errors.New("gormstore: rollback: no transaction in context")
+	}
+	if err := st.tx.Rollback().Error; err != nil {
+		return fmt.Errorf("gormstore: rollback: %w", err)
+	}
+	return nil
+}
+
+// conn returns the transaction carried by ctx, or the pool.
+func (s *Store) conn(ctx context.Context) *gorm.DB {
+	if st, ok := ctx.Value(txKey{s}).(*txState); ok {
+		return st.tx.WithContext(ctx)
+	}
+	return s.db.WithContext(ctx)
+}
+
+// inTx runs fn in the transaction carried by ctx, or in a new one.
+func (s *Store) inTx(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if st, ok := ctx.Value(txKey{s}).(*txState); ok {
+		return fn(st.tx.WithContext(ctx))
+	}
+	return s.db.WithContext(ctx).Transaction(fn, s.txOptions()...)
+}
+
+// txOptions runs MySQL transactions at READ COMMITTED: InnoDB's default REPEATABLE READ takes
+// gap locks that make concurrent one-time-use transactions deadlock instead of waiting. The
+// conditional updates do not need more than READ COMMITTED on any database (PostgreSQL's
+// default); SQLite transactions are serializable anyway.
+func (s *Store) txOptions() []*sql.TxOptions {
+	if s.dialect == dialectMySQL {
+		return []*sql.TxOptions{{Isolation: sql.LevelReadCommitted}}
+	}
+	return nil
+}
+
+// isRetryable reports a transaction the database aborted to resolve a conflict: a deadlock or
+// serialization failure.
+func isRetryable(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "40001" || pg.Code == "40P01"
+	}
+	var my *mysqldrv.MySQLError
+	if errors.As(err, &my) {
+		return my.Number == 1213
+	}
+	return false
+}
+
+// The store writes its own SQL and runs it on gorm's connection pool (or the transaction in
+// the context) directly: gorm contributes the dialect, transactions and the prepared-statement
+// cache, and the hot paths skip its reflective statement builder. Statements are written with
+// ? placeholders; rebind adapts them for PostgreSQL.
+
+// exec runs a statement and returns the number of rows it changed.
+func exec(db *gorm.DB, query string, args ...any) (int64, error) {
+	res, err := db.Statement.ConnPool.ExecContext(db.Statement.Context, rebind(db, query), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// queryRows runs a query.
+func queryRows(db *gorm.DB, query string, args ...any) (*sql.Rows, error) {
+	return db.Statement.ConnPool.QueryContext(db.Statement.Context, rebind(db, query), args...)
+}
+
+// queryRow runs a query expected to return at most one row; no row is storage.ErrNotFound.
+func queryRow(db *gorm.DB, query string, args []any, dest ...any) error {
+	rows, err := queryRows(db, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return storage.ErrNotFound
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// rebind numbers the ? placeholders ($1, $2, ...) for PostgreSQL. The store's statements have
+// no ? inside literals.
+func rebind(db *gorm.DB, query string) string {
+	if db.Dialector.Name() != "postgres" {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// isUnique reports whether err is a unique-key violation, by the database's error code.
+func isUnique(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23505"
+	}
+	var my *mysqldrv.MySQLError
+	if errors.As(err, &my) {
+		return my.Number == 1062
+	}
+	return errors.Is(err, gorm.ErrDuplicatedKey) || sqliteUnique(err)
+}
+
+// hashKey is the fixed-length primary key of an identifier of any length: its SHA-256. It is
+// a driver.Valuer so that gorm binds it as one value, never as a list of bytes.
+type hashKey []byte
+
+// Value implements driver.Valuer.
+func (h hashKey) Value() (driver.Value, error) { return []byte(h), nil }
+
+func key(s string) hashKey {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// nanos turns t into the BIGINT stored in time columns: 0 for the zero time, clamped to the
+// int64 range otherwise.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64+1)):
+		return math.MinInt64 + 1
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// checkText refuses strings that cannot round-trip through JSON exactly.
+func checkText(field string, values ...string) error {
+	for _, v := range values {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidInput, field)
+		}
+	}
+	return nil
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("gormstore: %s: %w", op, err)
+}

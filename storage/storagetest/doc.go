@@ -1,0 +1,20 @@
+// Package storagetest is the conformance suite for [storage.Store] implementations. Every store
+// — mandate's own gormstore or an application's — proves itself by calling [Run] from a test:
+//
+//	func TestConformance(t *testing.T) {
+//		storagetest.Run(t, func(t *testing.T) storage.Store {
+//			s := mystore.New(...) // empty, private to t
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+// The suite covers every method, the error values fosite branches on
+// (fosite.ErrNotFound, fosite.ErrInvalidatedAuthorizeCode and fosite.ErrInactiveToken returned
+// together with the request, fosite.ErrSerializationFailure), nil session prototypes, UTC times,
+// aliasing, garbage collection, transactions, hostile input, and races: of many concurrent
+// callers of InvalidateAuthorizeCodeSession, RotateRefreshToken, UseJTI and UpdateKeys exactly
+// the right number win, and the test fails otherwise.
+//
+// Times are compared as instants ([time.Time.Equal]) and must come back in UTC.
+package storagetest
