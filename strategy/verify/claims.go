@@ -1,0 +1,184 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Claims is the payload of a verified access token: the registered claims of
+// RFC 9068 §2.2 (https://www.rfc-editor.org/rfc/rfc9068#section-2.2), typed, plus the raw
+// payload for the application's own claims (see [Claims.Decode]).
+//
+// A Claims returned by [Verifier.Verify] always has a non-empty Issuer, Subject, Audience, ID
+// and ClientID and non-zero ExpiresAt and IssuedAt. Treat it as read-only.
+type Claims struct {
+	Issuer    string    // iss, exactly [Config.Issuer]
+	Subject   string    // sub: the resource owner, or the client for client_credentials
+	Audience  []string  // aud, always containing [Config.Audience]
+	ExpiresAt time.Time // exp
+	IssuedAt  time.Time // iat
+	NotBefore time.Time // nbf; zero if absent
+	ID        string    // jti
+	ClientID  string    // client_id
+	Scope     string    // scope: space-delimited (RFC 9068 §2.2.3); empty if absent
+	AuthTime  time.Time // auth_time; zero if absent
+	ACR       string    // acr; empty if absent
+	AMR       []string  // amr; nil if absent
+
+	raw []byte
+}
+
+// Scopes returns the scope claim split at spaces (RFC 6749 §3.3,
+// https://www.rfc-editor.org/rfc/rfc6749#section-3.3). It returns nil when there is no scope.
+func (c *Claims) Scopes() []string {
+	return strings.Fields(c.Scope)
+}
+
+// HasScope reports whether the scope claim contains s exactly (scope tokens are
+// case-sensitive).
+func (c *Claims) HasScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	rest := c.Scope
+	for rest != "" {
+		var tok string
+		tok, rest, _ = strings.Cut(rest, " ")
+		if tok == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Decode unmarshals the whole payload into v with encoding/json, for the application's own
+// claims — roles, groups and entitlements (RFC 9068 §2.2.3.1), a tenant, anything the
+// authorization server's claim mappers add:
+//
+//	var app struct {
+//		Roles  []string `json:"roles"`
+//		Tenant string   `json:"tenant"`
+//	}
+//	if err := claims.Decode(&app); err != nil { … }
+func (c *Claims) Decode(v any) error {
+	if err := json.Unmarshal(c.raw, v); err != nil {
+		return fmt.Errorf("verify: decode claims: %w", err)
+	}
+	return nil
+}
+
+// Raw returns a copy of the verified JSON payload.
+func (c *Claims) Raw() []byte {
+	return bytes.Clone(c.raw)
+}
+
+// payload is the JSON shape of the registered claims. Numbers are float64 so that JSON strings
+// ("numeric strings") are type errors; pointers tell absent/null from zero.
+type payload struct {
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	Aud      json.RawMessage `json:"aud"`
+	Exp      *float64        `json:"exp"`
+	Iat      *float64        `json:"iat"`
+	Nbf      *float64        `json:"nbf"`
+	Jti      string          `json:"jti"`
+	ClientID string          `json:"client_id"`
+	Scope    string          `json:"scope"`
+	AuthTime *float64        `json:"auth_time"`
+	ACR      string          `json:"acr"`
+	AMR      []string        `json:"amr"`
+}
+
+// checkNames refuses duplicate members and case variants of registered claim names.
+func checkNames(data []byte) error {
+	var buf [24][]byte
+	names, err := memberNames(data, buf[:0])
+	if err != nil {
+		return fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+	}
+	if duplicateName(names) {
+		return fmt.Errorf("%w: duplicate member in payload", ErrMalformed)
+	}
+	for _, n := range names {
+		if caseVariant(n) {
+			return fmt.Errorf("%w: member name differs from a registered claim only in case", ErrMalformed)
+		}
+	}
+	return nil
+}
+
+// caseVariant reports whether n equals one of the claim names that payload decodes into typed
+// fields except for (Unicode) case. encoding/json matches field names case-insensitively, so such
+// a member would otherwise be read as the registered claim.
+func caseVariant(n []byte) bool {
+	switch string(n) {
+	case "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "auth_time", "acr", "amr":
+		return false // the common case: exactly a registered name
+	}
+	if len(n) < 3 || len(n) > 3*len("client_id") {
+		return false
+	}
+	for _, r := range [...]string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
+		"scope", "auth_time", "acr", "amr"} {
+		if bytes.EqualFold(n, []byte(r)) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeAudience accepts a JSON string or an array of strings (RFC 7519 §4.1.3).
+func decodeAudience(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, fmt.Errorf("%w: aud", ErrMissingClaim)
+	}
+	switch raw[0] {
+	case '"':
+		// Fast path: no escapes, so the JSON string (already validated by the decoder) is its
+		// own content.
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return []string{string(inner)}, nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("%w: aud is not a string", ErrAudience)
+		}
+		return []string{s}, nil
+	case '[':
+		var ps []*string
+		if err := json.Unmarshal(raw, &ps); err != nil {
+			return nil, fmt.Errorf("%w: aud is not an array of strings", ErrAudience)
+		}
+		a := make([]string, len(ps))
+		for i, p := range ps {
+			if p == nil {
+				return nil, fmt.Errorf("%w: aud array holds null", ErrAudience)
+			}
+			a[i] = *p
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: aud is neither a string nor an array of strings", ErrAudience)
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z; larger NumericDates are refused as malformed.
+const maxNumericDate = 253402300799
+
+// numericDate converts an RFC 7519 NumericDate (seconds since the epoch, possibly fractional).
+func numericDate(name string, f *float64) (time.Time, error) {
+	if f == nil {
+		return time.Time{}, nil
+	}
+	v := *f
+	if !(v >= 0 && v <= maxNumericDate) {
+		return time.Time{}, fmt.Errorf("%w: %s out of range", ErrMalformed, name)
+	}
+	sec, frac := math.Modf(v)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}

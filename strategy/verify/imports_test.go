@@ -1,0 +1,45 @@
+package verify
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestImportGraph proves that a resource server importing this package pulls in nothing but the
+// standard library and go-jose v4: no fosite, no gorm, nothing else from this module.
+func TestImportGraph(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		if _, err := exec.LookPath(goTool); err != nil {
+			t.Skip("go tool not found")
+		}
+	}
+	const self = "github.com/mandate-dev/mandate/strategy/verify"
+	for _, args := range [][]string{
+		{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "."},
+		{"list", "-deps", "-test", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "."},
+	} {
+		out, err := exec.Command(goTool, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		var sawJose, sawSelf bool
+		for _, p := range strings.Fields(string(out)) {
+			switch {
+			case p == "github.com/go-jose/go-jose/v4" || strings.HasPrefix(p, "github.com/go-jose/go-jose/v4/"):
+				sawJose = true
+			case p == self || p == self+"_test" || p == self+".test" || p == "["+self+".test]":
+				sawSelf = true
+			default:
+				t.Errorf("go %s: forbidden dependency %s", strings.Join(args, " "), p)
+			}
+		}
+		if !sawJose || !sawSelf {
+			t.Fatalf("go %s listed neither go-jose nor the package itself:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}
