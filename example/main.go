@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mandate-dev/mandate/handlers"
+	"github.com/mandate-dev/mandate/provider"
+	"github.com/mandate-dev/mandate/storage/gormstore"
+	"github.com/mandate-dev/mandate/strategy/verify"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "example:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line flags.
+type options struct {
+	addr, issuer, data, db, config, rsAddr string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:9400", "listen address of the authorization server")
+	fs.StringVar(&o.issuer, "issuer", "", "issuer identifier (default http://ADDR, or the config file's issuer)")
+	fs.StringVar(&o.data, "data", "mandate-data", "data directory (SQLite database, master secret)")
+	fs.StringVar(&o.db, "db", "", "storage DSN: sqlite:PATH, postgres://…, mysql://… (default sqlite:DATA/mandate.db)")
+	fs.StringVar(&o.config, "config", "", "declarative JSON configuration file")
+	fs.StringVar(&o.rsAddr, "rs-addr", "127.0.0.1:9401", "listen address of the demo resource server (empty: none)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return o, nil
+}
+
+// run starts everything and blocks until ctx is done or a signal arrives.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	secret, err := loadOrCreateSecret(filepath.Join(o.data, "secret.key"), 32)
+	if err != nil {
+		return err
+	}
+
+	// The setup: from the file, or the built-in demo.
+	var setup *provider.Setup
+	var demoSecret string
+	if o.config != "" {
+		if setup, err = provider.LoadSetup(o.config); err != nil {
+			return err
+		}
+	}
+	if o.issuer == "" {
+		o.issuer = "http://" + o.addr
+		if setup != nil && setup.Issuer != "" {
+			o.issuer = setup.Issuer
+		}
+	}
+	if setup == nil {
+		s, err := loadOrCreateSecret(filepath.Join(o.data, "demo-client.secret"), 32)
+		if err != nil {
+			return err
+		}
+		demoSecret = hex.EncodeToString(s)
+		setup = demoSetup(o, demoSecret)
+	}
+
+	dsn := o.db
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(o.data, "mandate.db")
+	}
+	store, err := gormstore.Open(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	defer store.Close()
+
+	p, err := provider.New(ctx, provider.Config{
+		Issuer:            o.issuer,
+		SigningAlgorithms: algorithmsOf(setup),
+		Secret:            secret,
+		Storage:           store,
+		Authenticator:     demoLogin(),
+		Logger:            logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := p.Apply(ctx, setup); err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	for _, pattern := range p.Patterns() {
+		mux.Handle(pattern, p)
+	}
+	asLn, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	errc := make(chan error, 2)
+	go func() { errc <- servers[0].Serve(asLn) }()
+
+	var rsURL string
+	if o.rsAddr != "" {
+		rs, err := defaultResource(setup)
+		if err != nil {
+			logger.Warn("demo resource server not started", "reason", err.Error())
+		} else {
+			rsLn, err := net.Listen("tcp", o.rsAddr)
+			if err != nil {
+				return err
+			}
+			h, err := resourceServer(ctx, o.issuer, rs)
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+			servers = append(servers, srv)
+			go func() { errc <- srv.Serve(rsLn) }()
+			rsURL = "http://" + rsLn.Addr().String()
+		}
+	}
+
+	printWelcome(stdout, p, setup, demoSecret, rsURL)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(shutdownCtx)
+	}
+	return nil
+}
+
+// loadOrCreateSecret reads n random bytes (hex) from path, creating the file (0600) if needed.
+func loadOrCreateSecret(path string, n int) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		s, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(s) < n {
+			return nil, fmt.Errorf("%s: not %d hex-encoded bytes", path, n)
+		}
+		return s, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	s := make([]byte, n)
+	if _, err := rand.Read(s); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(s)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// demoSetup is the built-in configuration: the demo resource server and a client for it.
+func demoSetup(o options, secret string) *provider.Setup {
+	rs := "http://" + o.rsAddr + "/"
+	if o.rsAddr == "" {
+		rs = "https://api.example.com/"
+	}
+	return &provider.Setup{
+		ResourceServers: []provider.SetupResource{{
+			Identifier: rs, Name: "demo resource server",
+			Scopes: []string{"orders:read", "orders:write"}, AccessTokenTTL: "10m",
+			SigningAlg: "ES256", Default: true,
+		}},
+		Clients: []provider.SetupClient{{
+			ClientID: "demo-client", ClientSecret: secret, Name: "demo service",
+			TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"},
+			Scopes: []string{"orders:read", "orders:write"}, Resources: []string{rs},
+		}},
+	}
+}
+
+// algorithmsOf lists RS256 (the default, which every resource server supports) and every
+// algorithm a declared resource server asks for, so that a key exists for each.
+func algorithmsOf(s *provider.Setup) []string {
+	algs := []string{"RS256"}
+	for _, rs := range s.ResourceServers {
+		if rs.SigningAlg != "" && !slices.Contains(algs, rs.SigningAlg) {
+			algs = append(algs, rs.SigningAlg)
+		}
+	}
+	return algs
+}
+
+// defaultResource is the resource server the demo resource server plays.
+func defaultResource(s *provider.Setup) (provider.SetupResource, error) {
+	for _, rs := range s.ResourceServers {
+		if rs.Default {
+			return rs, nil
+		}
+	}
+	if len(s.ResourceServers) > 0 {
+		return s.ResourceServers[0], nil
+	}
+	return provider.SetupResource{}, errors.New("no resource server declared")
+}
+
+// demoLogin logs everybody in as the demo user. It exists so that the authorization-code flow
+// can be tried; a real application plugs in its own login here.
+func demoLogin() provider.Authenticator {
+	return provider.AuthenticatorFunc(func(w http.ResponseWriter, r *http.Request) (*provider.Authentication, bool) {
+		return &provider.Authentication{Subject: "demo-user", AuthTime: time.Now()}, true
+	})
+}
+
+// resourceServer is service B: it validates access tokens on its own, from the issuer's
+// metadata and keys, for its own identifier only.
+func resourceServer(ctx context.Context, issuer string, rs provider.SetupResource) (http.Handler, error) {
+	v, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: rs.Identifier})
+	if err != nil {
+		return nil, fmt.Errorf("demo resource server: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/orders", v.Middleware(v.RequireScope(firstScope(rs))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verify.FromContext(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"orders":[],"caller":%q,"client_id":%q,"scope":%q}`+"\n", c.Subject, c.ClientID, c.Scope)
+	}))))
+	return mux, nil
+}
+
+func firstScope(rs provider.SetupResource) string {
+	if len(rs.Scopes) > 0 {
+		return rs.Scopes[0]
+	}
+	return ""
+}
+
+func printWelcome(w io.Writer, p *provider.Provider, s *provider.Setup, demoSecret, rsURL string) {
+	md, _ := p.Metadata(context.Background())
+	fmt.Fprintf(w, "mandate authorization server\n  issuer:   %s\n", p.Issuer())
+	if md != nil {
+		fmt.Fprintf(w, "  token:    %s\n  jwks:     %s\n", md.TokenEndpoint, md.JWKSURI)
+	}
+	if wk, err := handlers.WellKnownURL(p.Issuer()); err == nil {
+		fmt.Fprintf(w, "  metadata: %s\n", wk)
+	}
+	rs, _ := defaultResource(s)
+	if demoSecret != "" && md != nil {
+		fmt.Fprintf(w, "\nGet a token (demo client, built-in configuration):\n\n")
+		fmt.Fprintf(w, "  curl -s -u demo-client:%s \\\n    -d grant_type=client_credentials -d scope=orders:read \\\n    -d resource=%s %s\n", demoSecret, rs.Identifier, md.TokenEndpoint)
+	}
+	if demoSecret == "" && md != nil {
+		fmt.Fprintf(w, "\nGet a token with one of your configured clients:\n\n  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials \\\n    -d resource=%s %s\n", rs.Identifier, md.TokenEndpoint)
+	}
+	if rsURL != "" {
+		fmt.Fprintf(w, "\nDemo resource server for %s (validates tokens locally):\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/orders\n", rs.Identifier, rsURL)
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,90 @@
+package provider
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/ory/fosite"
+
+	"github.com/mandate-dev/mandate/handlers"
+	"github.com/mandate-dev/mandate/storage"
+)
+
+// serveAuthorize is the authorization endpoint (RFC 6749 §3.1) for the code flow with PKCE.
+func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
+	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	if err := checkParams(ar.GetRequestForm()); err != nil {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	indicators, err := handlers.Indicators(ar.GetRequestForm())
+	if err != nil {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	rss, err := p.resolver.ForAuthorization(ctx, ar.GetClient(), indicators)
+	if err != nil {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	resources := make([]string, len(rss))
+	for i, rs := range rss {
+		resources[i] = rs.Identifier
+	}
+	for _, s := range ar.GetRequestedScopes() {
+		if !slices.ContainsFunc(rss, func(rs *storage.ResourceServer) bool { return slices.Contains(rs.Scopes, s) }) {
+			p.oauth.WriteAuthorizeError(ctx, w, ar, fosite.ErrInvalidScope.WithHintf("No requested resource server accepts scope '%s'.", s))
+			return
+		}
+	}
+
+	if p.cfg.Authenticator == nil {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("This authorization server has no user login configured."))
+		return
+	}
+	authn, ok := p.cfg.Authenticator.Authenticate(w, r)
+	if !ok {
+		return
+	}
+	if authn == nil || authn.Subject == "" {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("Authenticator returned no subject"))
+		return
+	}
+	granted := slices.Clone([]string(ar.GetRequestedScopes()))
+	if p.cfg.Consenter != nil {
+		g, ok := p.cfg.Consenter.Consent(w, r, ConsentRequest{
+			ClientID: ar.GetClient().GetID(), Subject: authn.Subject, Scopes: granted, Resources: slices.Clone(resources),
+		})
+		if !ok {
+			return
+		}
+		granted = slices.DeleteFunc(g, func(s string) bool { return !ar.GetRequestedScopes().Has(s) })
+	}
+	for _, s := range granted {
+		ar.GrantScope(s)
+	}
+	// The grant covers every resolved resource; each access token later names one of them.
+	ar.SetRequestedAudience(resources)
+	for _, id := range resources {
+		ar.GrantAudience(id)
+	}
+	sess := &storage.Session{
+		Subject:  authn.Subject,
+		AuthTime: authn.AuthTime.UTC(),
+		ACR:      authn.ACR,
+		AMR:      slices.Clone(authn.AMR),
+		Extra:    authn.Extra,
+	}
+	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}

@@ -1,0 +1,162 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/token/hmac"
+
+	"github.com/mandate-dev/mandate/handlers"
+	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy"
+)
+
+// compose builds fosite's configuration and handler chain. The handlers are constructed
+// directly, with their dependencies typed, instead of through compose.Factory, whose unchecked
+// interface{} type assertions panic on a missing method: here the compiler checks them.
+func (p *Provider) compose() error {
+	cfg := p.cfg
+	fc := &fosite.Config{
+		AccessTokenLifespan:            cfg.AccessTokenTTL,
+		RefreshTokenLifespan:           cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan:          cfg.AuthorizeCodeTTL,
+		GlobalSecret:                   derive(cfg.Secret, "mandate hmac tokens"),
+		TokenURL:                       p.paths.tokenURL,
+		AccessTokenIssuer:              p.issuer,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       handlers.ExactAudience,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		ClientSecretsHasher:            p.hasher,
+		RefreshTokenScopes:             []string{},
+		SendDebugMessagesToClients:     false,
+		TokenEntropy:                   32,
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+	}
+	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	jwt, err := strategy.NewJWT(strategy.JWTConfig{
+		Issuer:       p.issuer,
+		Keys:         p.keys,
+		HMAC:         hmacStrategy,
+		ClaimMappers: cfg.ClaimMappers,
+		Users:        cfg.Users,
+		Now:          cfg.Now,
+	})
+	if err != nil {
+		return err
+	}
+	tokens := &accessTokens{JWT: jwt, defaultTTL: cfg.AccessTokenTTL}
+	store := &fositeStore{TokenStore: p.store, clients: p.store, jtis: p.store, now: cfg.Now}
+
+	explicit := &oauth2.AuthorizeExplicitGrantHandler{
+		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, AuthorizeCodeStrategy: tokens,
+		CoreStorage: store, TokenRevocationStorage: store, Config: fc,
+	}
+	clientCredentials := &oauth2.ClientCredentialsGrantHandler{
+		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: tokens, AccessTokenStorage: store, Config: fc},
+		Config:       fc,
+	}
+	refresh := &oauth2.RefreshTokenGrantHandler{
+		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, TokenRevocationStorage: store, Config: fc,
+	}
+	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: tokens, Storage: store, Config: fc}
+	fc.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{explicit, pkceHandler}
+	fc.TokenEndpointHandlers = fosite.TokenEndpointHandlers{explicit, clientCredentials, refresh, pkceHandler}
+	fc.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{
+		&oauth2.CoreValidator{CoreStrategy: tokens, CoreStorage: store, Config: fc},
+	}
+	fc.RevocationHandlers = fosite.RevocationHandlers{
+		&oauth2.TokenRevocationHandler{TokenRevocationStorage: store, RefreshTokenStrategy: tokens, AccessTokenStrategy: tokens},
+	}
+	p.oauth = &fosite.Fosite{Store: store, Config: fc}
+	p.resolver = handlers.Resolver{Resources: p.store}
+	return nil
+}
+
+// tokenTarget is the resource funnel's decision for one token request.
+type tokenTarget struct {
+	rs *storage.ResourceServer
+	// scopes are the token's scopes when the funnel decided them (client_credentials); nil
+	// means "the grant's scopes that rs accepts", computed when the token is minted, because
+	// fosite grants the code's scopes only then.
+	scopes []string
+}
+
+// accessTokens is the strategy fosite's handlers see: strategy.JWT, with the resource funnel's
+// decision turned into the token's policy.
+type accessTokens struct {
+	*strategy.JWT
+	defaultTTL time.Duration
+}
+
+var _ oauth2.CoreStrategy = (*accessTokens)(nil)
+
+// errNoTarget means an access token was requested outside the token endpoint's funnel; it
+// cannot happen through the provider's own routes.
+var errNoTarget = errors.New("provider: access token requested without a resolved resource")
+
+// GenerateAccessToken implements oauth2.AccessTokenStrategy.
+func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Requester) (string, string, error) {
+	t, ok := ctx.Value(targetKey{}).(*tokenTarget)
+	if !ok || t.rs == nil {
+		return "", "", errNoTarget
+	}
+	scopes := t.scopes
+	if scopes == nil {
+		scopes = handlers.Intersect(req.GetGrantedScopes(), t.rs.Scopes)
+	}
+	ttl := t.rs.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = a.defaultTTL
+	}
+	return a.JWT.GenerateAccessToken(strategy.WithPolicy(ctx, strategy.Policy{
+		Audience:   t.rs.Identifier,
+		Scopes:     scopes,
+		TTL:        ttl,
+		SigningAlg: t.rs.SigningAlg,
+		Encryption: t.rs.Encryption,
+	}), req)
+}
+
+// fositeStore adapts storage.Store to fosite.Storage: clients come from the ClientStore, and
+// private_key_jwt assertion IDs go through the JTIStore's atomic single-use insert.
+type fositeStore struct {
+	storage.TokenStore
+	clients storage.ClientStore
+	jtis    storage.JTIStore
+	now     func() time.Time
+}
+
+var (
+	_ fosite.Storage                = (*fositeStore)(nil)
+	_ oauth2.CoreStorage            = (*fositeStore)(nil)
+	_ oauth2.TokenRevocationStorage = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage       = (*fositeStore)(nil)
+)
+
+// GetClient implements fosite.ClientManager.
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.clients.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager. The check happens atomically in
+// SetClientAssertionJWT instead, which fosite calls right after: a check here and a mark there
+// would let two concurrent uses both pass.
+func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+// SetClientAssertionJWT implements fosite.ClientManager as one atomic single-use insert.
+func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.jtis.UseJTI(ctx, "client_assertion:"+jti, exp)
+	if errors.Is(err, storage.ErrJTIUsed) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}

@@ -1,0 +1,250 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy"
+)
+
+// Config configures a Provider. The zero value of every optional field is a documented,
+// safe default; New validates the rest and returns an error (it never panics).
+type Config struct {
+	// Issuer is the authorization server's issuer identifier (RFC 8414 §2): an https URL
+	// without query or fragment (http only for loopback hosts). Endpoints live below its path.
+	// Required.
+	Issuer string
+
+	// Secret is the application's master secret, at least 32 random bytes. mandate derives
+	// from it the key that encrypts stored signing keys, the key of client-secret hashes and
+	// the HMAC key of authorization codes and refresh tokens. Changing it invalidates all
+	// three. Required.
+	Secret []byte
+
+	// Storage persists clients, resource servers, tokens, keys, trusts and JWT IDs. If nil, an
+	// embedded SQLite database is opened at DataDir/mandate.db (and closed by Close).
+	Storage storage.Store
+
+	// DataDir is where the embedded SQLite database lives when Storage is nil. Default
+	// "mandate-data" in the working directory.
+	DataDir string
+
+	// Keys signs access tokens. If nil, keys are generated, rotated and kept in Storage
+	// (encrypted under a key derived from Secret), using SigningAlgorithms and Rotation.
+	Keys strategy.KeySource
+
+	// SigningAlgorithms lists the JWS algorithms keys are kept for when Keys is nil; the first
+	// is the default for resource servers that name none. Default ["RS256"] (RFC 9068 §2.1
+	// makes RS256 the one every resource server supports). Allowed: RS256, PS256, ES256,
+	// ES384, EdDSA.
+	SigningAlgorithms []string
+
+	// Rotation tunes key rotation when Keys is nil. Zero fields take strategy's defaults.
+	Rotation Rotation
+
+	// ClaimMappers add application claims (roles, groups, entitlements, tenant …) to access
+	// tokens, in order. A mapper that sets a registered claim fails the request.
+	ClaimMappers []strategy.ClaimMapper
+
+	// Users loads the application's user for a subject, for claim mappers
+	// (strategy.TokenRequest.User). Optional.
+	Users strategy.Users
+
+	// Authenticator tells who is logged in at the authorization endpoint. If nil, the
+	// authorization endpoint answers every request with login_required: only grants without a
+	// user (client_credentials, jwt-bearer) work.
+	Authenticator Authenticator
+
+	// Consenter decides which scopes a user grants. If nil, every requested scope the client
+	// and resource servers allow is granted (first-party use).
+	Consenter Consenter
+
+	// AccessTokenTTL is the access-token lifetime for resource servers that set none.
+	// Default 10 minutes.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the refresh-token lifetime. Default 30 days.
+	RefreshTokenTTL time.Duration
+	// AuthorizeCodeTTL is the authorization-code lifetime. Default 1 minute.
+	AuthorizeCodeTTL time.Duration
+
+	// MaxBodyBytes bounds request bodies at every endpoint. Default 64 KiB.
+	MaxBodyBytes int64
+
+	// Logger receives operational messages (never secrets or tokens). Default: discard.
+	Logger *slog.Logger
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Rotation tunes the built-in key rotation (see strategy.RotationConfig).
+type Rotation struct {
+	// Period is how long a key signs before its successor takes over.
+	Period time.Duration
+	// Propagation is how long a next key is published before it signs; it must cover the
+	// resource servers' JWKS cache lifetime.
+	Propagation time.Duration
+	// Retention is how long a retired key stays published (default 24h). Every access-token
+	// lifetime must fit in it: New and Apply refuse longer ones.
+	Retention time.Duration
+}
+
+// Authentication is what an Authenticator knows about the logged-in user.
+type Authentication struct {
+	// Subject is the user's stable identifier; it becomes the token's sub. Required.
+	Subject string
+	// AuthTime, ACR and AMR describe the authentication event (RFC 9068 §2.2.1); optional.
+	AuthTime time.Time
+	ACR      string
+	AMR      []string
+	// Extra is copied into the session for claim mappers (strategy.TokenRequest.Extra).
+	Extra map[string]any
+}
+
+// Authenticator is the application's login, consulted at the authorization endpoint.
+type Authenticator interface {
+	// Authenticate returns the logged-in user. When nobody is logged in it answers the request
+	// itself — typically with a redirect to the application's login page that comes back to
+	// r.URL — and returns ok false.
+	Authenticate(w http.ResponseWriter, r *http.Request) (a *Authentication, ok bool)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(w http.ResponseWriter, r *http.Request) (*Authentication, bool)
+
+// Authenticate implements Authenticator.
+func (f AuthenticatorFunc) Authenticate(w http.ResponseWriter, r *http.Request) (*Authentication, bool) {
+	return f(w, r)
+}
+
+// ConsentRequest describes what a client asks a user for.
+type ConsentRequest struct {
+	ClientID  string
+	Subject   string
+	Scopes    []string
+	Resources []string
+}
+
+// Consenter asks the user which scopes to grant.
+type Consenter interface {
+	// Consent returns the scopes the user grants (a subset of req.Scopes). When the user has
+	// not decided yet it answers the request itself (a consent page) and returns ok false.
+	Consent(w http.ResponseWriter, r *http.Request, req ConsentRequest) (granted []string, ok bool)
+}
+
+// ConsenterFunc adapts a function to Consenter.
+type ConsenterFunc func(w http.ResponseWriter, r *http.Request, req ConsentRequest) ([]string, bool)
+
+// Consent implements Consenter.
+func (f ConsenterFunc) Consent(w http.ResponseWriter, r *http.Request, req ConsentRequest) ([]string, bool) {
+	return f(w, r, req)
+}
+
+// withDefaults returns a copy of c with defaults applied.
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = "mandate-data"
+	}
+	if len(c.SigningAlgorithms) == 0 {
+		c.SigningAlgorithms = []string{"RS256"}
+	}
+	if c.AccessTokenTTL == 0 {
+		c.AccessTokenTTL = 10 * time.Minute
+	}
+	if c.RefreshTokenTTL == 0 {
+		c.RefreshTokenTTL = 30 * 24 * time.Hour
+	}
+	if c.AuthorizeCodeTTL == 0 {
+		c.AuthorizeCodeTTL = time.Minute
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// validate checks a defaulted Config.
+func (c Config) validate() error {
+	var errs []error
+	if _, err := ParseIssuer(c.Issuer); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Secret) < 32 {
+		errs = append(errs, errors.New("provider: Secret must be at least 32 bytes"))
+	}
+	for _, alg := range c.SigningAlgorithms {
+		if !supportedAlg(alg) {
+			errs = append(errs, fmt.Errorf("provider: SigningAlgorithms: %q is not supported (RS256, PS256, ES256, ES384, EdDSA)", alg))
+		}
+	}
+	for name, d := range map[string]time.Duration{"AccessTokenTTL": c.AccessTokenTTL, "RefreshTokenTTL": c.RefreshTokenTTL, "AuthorizeCodeTTL": c.AuthorizeCodeTTL} {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("provider: %s must be at least one second", name))
+		}
+	}
+	if c.Rotation.Retention != 0 && c.Rotation.Retention < c.AccessTokenTTL {
+		errs = append(errs, errors.New("provider: Rotation.Retention must be at least AccessTokenTTL, or retired keys vanish before their tokens expire"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("provider: MaxBodyBytes must be at least 1024"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseIssuer checks an issuer identifier (RFC 8414 §2): an absolute https URL with a host,
+// without query, fragment or user info; http is accepted for loopback hosts only (development
+// and tests). A trailing slash is kept: the issuer is compared exactly everywhere.
+func ParseIssuer(issuer string) (*url.URL, error) {
+	u, err := url.Parse(issuer)
+	switch {
+	case issuer == "":
+		return nil, errors.New("provider: Issuer is required")
+	case err != nil:
+		return nil, fmt.Errorf("provider: Issuer: %w", err)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return nil, fmt.Errorf("provider: Issuer %q must be an https URL (http only for loopback hosts)", issuer)
+	case u.Host == "" || u.User != nil:
+		return nil, fmt.Errorf("provider: Issuer %q must name a host and no user info", issuer)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
+		return nil, fmt.Errorf("provider: Issuer %q must not have a query or fragment", issuer)
+	}
+	return u, nil
+}
+
+// supportedAlg reports the JWS algorithms mandate signs access tokens with: asymmetric only.
+func supportedAlg(alg string) bool {
+	switch alg {
+	case "RS256", "PS256", "ES256", "ES384", "EdDSA":
+		return true
+	}
+	return false
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// contextKey types keep the provider's context values private.
+type targetKey struct{}
+
+func withTarget(ctx context.Context, t *tokenTarget) context.Context {
+	return context.WithValue(ctx, targetKey{}, t)
+}

@@ -1,0 +1,87 @@
+package provider_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mandate-dev/mandate/provider"
+)
+
+func FuzzParseSetup(f *testing.F) {
+	f.Add([]byte(testSetup))
+	f.Add([]byte(`{"clients":[{"client_id":"a","public":true,"grant_types":["authorization_code"],"redirect_uris":["http://127.0.0.1/cb"]}]}`))
+	f.Add([]byte(`{"trusted_issuers":[{"issuer":"x","allow_any_subject":true,"jwks":{"keys":[{"kty":"EC"}]}}]}`))
+	f.Add([]byte(`{"resource_servers":[{"identifier":"https://a/","scopes":["a"],"access_token_ttl":"-1s"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := provider.ParseSetup(data)
+		if err != nil {
+			if s != nil {
+				t.Fatal("setup returned with an error")
+			}
+			if !strings.HasPrefix(err.Error(), "provider: setup") {
+				t.Fatalf("error without the field path prefix: %v", err)
+			}
+			return
+		}
+		// Whatever parses is internally consistent: every client resource is declared.
+		declared := map[string]bool{}
+		for _, rs := range s.ResourceServers {
+			declared[rs.Identifier] = true
+		}
+		for _, c := range s.Clients {
+			for _, r := range c.Resources {
+				if !declared[r] {
+					t.Fatalf("client %q references undeclared %q", c.ClientID, r)
+				}
+			}
+		}
+	})
+}
+
+// FuzzTokenEndpoint sends arbitrary bodies and credentials to the token endpoint: nothing may
+// produce a 5xx or a non-JSON answer.
+func FuzzTokenEndpoint(f *testing.F) {
+	for _, s := range []string{
+		"grant_type=client_credentials",
+		"grant_type=client_credentials&scope=orders:read&resource=https%3A%2F%2Forders.example.com%2F",
+		"grant_type=authorization_code&code=abc.def&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcb&client_id=web&code_verifier=x",
+		"grant_type=refresh_token&refresh_token=ory_rt_x.y&client_id=web",
+		"grant_type=client_credentials&resource=%00&resource=",
+		"grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=a.b.c",
+		"%%%&&&==",
+	} {
+		f.Add(s, "svc", "svc-secret-0123456789")
+		f.Add(s, "", "")
+	}
+	st := newStore(f)
+	p, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example/oauth2", Secret: testSecret(f), Storage: st, SigningAlgorithms: []string{"ES256", "RS256"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { p.Close() })
+	setup, err := provider.ParseSetup([]byte(testSetup))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := p.Apply(context.Background(), setup); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body, user, pass string) {
+		req := httptest.NewRequest(http.MethodPost, "https://as.example/oauth2/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%d for %q: %s", rec.Code, body, rec.Body.Bytes())
+		}
+		if !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			t.Fatalf("content type %q", rec.Header().Get("Content-Type"))
+		}
+	})
+}

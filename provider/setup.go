@@ -1,0 +1,521 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/mandate-dev/mandate/handlers"
+	"github.com/mandate-dev/mandate/storage"
+)
+
+// Setup is a declarative configuration: resource servers, clients and RFC 7523 trusts, as an
+// application keeps them in a JSON file. [ParseSetup] validates it completely; [Provider.Apply]
+// creates or updates every entry (entries absent from the file are left alone), so it can run on
+// every start.
+//
+//	{
+//	  "issuer": "https://auth.example.com",
+//	  "resource_servers": [{"identifier": "https://orders.example.com/", "scopes": ["orders:read"],
+//	                        "access_token_ttl": "10m", "signing_alg": "ES256", "default": true}],
+//	  "clients": [{"client_id": "billing", "client_secret": "…", "grant_types": ["client_credentials"],
+//	               "scopes": ["orders:read"], "resources": ["https://orders.example.com/"]}],
+//	  "trusted_issuers": [{"issuer": "https://idp.partner.example", "subject": "svc-a",
+//	                       "jwks_uri": "https://idp.partner.example/jwks", "scopes": ["orders:read"],
+//	                       "resources": ["https://orders.example.com/"], "expires_at": "2027-01-01T00:00:00Z"}]
+//	}
+type Setup struct {
+	Issuer          string          `json:"issuer,omitempty"`
+	ResourceServers []SetupResource `json:"resource_servers"`
+	Clients         []SetupClient   `json:"clients"`
+	TrustedIssuers  []SetupTrust    `json:"trusted_issuers"`
+}
+
+// SetupResource declares a storage.ResourceServer.
+type SetupResource struct {
+	Identifier     string           `json:"identifier"`
+	Name           string           `json:"name,omitempty"`
+	Scopes         []string         `json:"scopes"`
+	AccessTokenTTL string           `json:"access_token_ttl,omitempty"`
+	SigningAlg     string           `json:"signing_alg,omitempty"`
+	EncryptionKey  *jose.JSONWebKey `json:"encryption_key,omitempty"`
+	Default        bool             `json:"default,omitempty"`
+}
+
+// SetupClient declares a storage.Client. client_secret is hashed before it is stored;
+// client_secret_hash takes an existing bcrypt hash instead.
+type SetupClient struct {
+	ClientID                    string              `json:"client_id"`
+	Name                        string              `json:"name,omitempty"`
+	ClientSecret                string              `json:"client_secret,omitempty"`
+	ClientSecretHash            string              `json:"client_secret_hash,omitempty"`
+	Public                      bool                `json:"public,omitempty"`
+	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method,omitempty"`
+	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
+	GrantTypes                  []string            `json:"grant_types"`
+	RedirectURIs                []string            `json:"redirect_uris,omitempty"`
+	Scopes                      []string            `json:"scopes"`
+	Resources                   []string            `json:"resources"`
+	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	JWKSURI                     string              `json:"jwks_uri,omitempty"`
+}
+
+// SetupTrust declares a storage.Trust.
+type SetupTrust struct {
+	ID                   string              `json:"id,omitempty"`
+	Issuer               string              `json:"issuer"`
+	Subject              string              `json:"subject,omitempty"`
+	AllowAnySubject      bool                `json:"allow_any_subject,omitempty"`
+	JWKS                 *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	JWKSURI              string              `json:"jwks_uri,omitempty"`
+	Scopes               []string            `json:"scopes"`
+	Resources            []string            `json:"resources"`
+	ExpiresAt            string              `json:"expires_at,omitempty"`
+	MaxAssertionLifetime string              `json:"max_assertion_lifetime,omitempty"`
+	JTIOptional          bool                `json:"jti_optional,omitempty"`
+}
+
+// Grant types a setup may name.
+const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// maxSetupBytes bounds a setup file.
+const maxSetupBytes = 8 << 20
+
+// LoadSetup reads and validates a setup file.
+func LoadSetup(path string) (*Setup, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("provider: setup: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSetupBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("provider: setup %s: %w", path, err)
+	}
+	s, err := ParseSetup(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseSetup decodes and validates a setup document. Unknown fields, malformed URIs, unknown
+// algorithms or grant types, duplicate identifiers, references to undeclared resource servers
+// and inconsistent client authentication are errors whose message names the field, e.g.
+// `clients[1].redirect_uris[0]: …`.
+func ParseSetup(data []byte) (*Setup, error) {
+	if len(data) > maxSetupBytes {
+		return nil, fmt.Errorf("provider: setup: larger than %d bytes", maxSetupBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s Setup
+	if err := dec.Decode(&s); err != nil {
+		if path := unknownField(data, reflect.TypeFor[Setup](), ""); path != "" {
+			return nil, fmt.Errorf("provider: setup: %s: unknown field", path)
+		}
+		return nil, fmt.Errorf("provider: setup: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("provider: setup: trailing data after the JSON object")
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// unknownField returns the path of the first member of data that t (a struct, or a slice of
+// them) does not declare, like "clients[2].secret", or "" if there is none. Members whose type
+// is not one of ours (JWKs) are left to their own decoders.
+func unknownField(data []byte, t reflect.Type, path string) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return unknownField(data, t.Elem(), path)
+	case reflect.Slice:
+		var items []json.RawMessage
+		if json.Unmarshal(data, &items) != nil {
+			return ""
+		}
+		for i, item := range items {
+			if p := unknownField(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Struct:
+		if t.PkgPath() != reflect.TypeFor[Setup]().PkgPath() {
+			return ""
+		}
+		var members map[string]json.RawMessage
+		if json.Unmarshal(data, &members) != nil {
+			return ""
+		}
+		fields := map[string]reflect.Type{}
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			fields[name] = f.Type
+		}
+		names := slices.Sorted(maps.Keys(members))
+		for _, name := range names {
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			ft, ok := fields[name]
+			if !ok {
+				return p
+			}
+			if q := unknownField(members[name], ft, p); q != "" {
+				return q
+			}
+		}
+	}
+	return ""
+}
+
+func (s *Setup) validate() error {
+	var errs []error
+	bad := func(field string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("provider: setup: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if s.Issuer != "" {
+		if _, err := ParseIssuer(s.Issuer); err != nil {
+			bad("issuer", "%v", err)
+		}
+	}
+	resources := map[string]bool{}
+	defaults := 0
+	for i, rs := range s.ResourceServers {
+		f := fmt.Sprintf("resource_servers[%d]", i)
+		if err := handlers.ParseIndicator(rs.Identifier); err != nil {
+			bad(f+".identifier", "%q is not a valid resource indicator: %s", rs.Identifier, hintOf(err))
+		}
+		if resources[rs.Identifier] {
+			bad(f+".identifier", "duplicate resource server %q", rs.Identifier)
+		}
+		resources[rs.Identifier] = true
+		checkScopes(bad, f+".scopes", rs.Scopes)
+		if rs.AccessTokenTTL != "" {
+			if d, err := time.ParseDuration(rs.AccessTokenTTL); err != nil || d < time.Second || d > 24*time.Hour {
+				bad(f+".access_token_ttl", "%q must be a duration between 1s and 24h, like \"10m\"", rs.AccessTokenTTL)
+			}
+		}
+		if rs.SigningAlg != "" && !supportedAlg(rs.SigningAlg) {
+			bad(f+".signing_alg", "%q is not supported (RS256, PS256, ES256, ES384, EdDSA)", rs.SigningAlg)
+		}
+		if k := rs.EncryptionKey; k != nil && (!k.IsPublic() || !k.Valid() || k.Use == "sig") {
+			bad(f+".encryption_key", "must be a valid public key for encryption")
+		}
+		if rs.Default {
+			defaults++
+		}
+	}
+	if defaults > 1 {
+		bad("resource_servers", "%d resource servers are marked default; at most one may be", defaults)
+	}
+	clients := map[string]bool{}
+	for i, c := range s.Clients {
+		f := fmt.Sprintf("clients[%d]", i)
+		if strings.TrimSpace(c.ClientID) == "" || len(c.ClientID) > 255 || strings.ContainsAny(c.ClientID, "\x00\r\n") {
+			bad(f+".client_id", "must be 1 to 255 printable characters")
+		}
+		if clients[c.ClientID] {
+			bad(f+".client_id", "duplicate client %q", c.ClientID)
+		}
+		clients[c.ClientID] = true
+		method := c.authMethod()
+		switch method {
+		case storage.AuthMethodSecretBasic, storage.AuthMethodSecretPost:
+			if c.Public {
+				bad(f+".token_endpoint_auth_method", "a public client authenticates with \"none\"")
+			}
+			if (c.ClientSecret == "") == (c.ClientSecretHash == "") {
+				bad(f+".client_secret", "exactly one of client_secret and client_secret_hash is required for %s", method)
+			}
+			if c.ClientSecret != "" && len(c.ClientSecret) < 16 {
+				bad(f+".client_secret", "must be at least 16 characters (generated secrets are better)")
+			}
+			if h := c.ClientSecretHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
+				bad(f+".client_secret_hash", "must be a bcrypt hash")
+			}
+		case storage.AuthMethodPrivateKeyJWT:
+			if c.ClientSecret != "" || c.ClientSecretHash != "" {
+				bad(f+".client_secret", "a private_key_jwt client has no secret")
+			}
+			if c.JWKS == nil && c.JWKSURI == "" {
+				bad(f+".jwks", "a private_key_jwt client needs jwks or jwks_uri")
+			}
+		case storage.AuthMethodNone:
+			if !c.Public {
+				bad(f+".token_endpoint_auth_method", "\"none\" is only for public clients")
+			}
+			if c.ClientSecret != "" || c.ClientSecretHash != "" {
+				bad(f+".client_secret", "a public client has no secret")
+			}
+		default:
+			bad(f+".token_endpoint_auth_method", "%q is not supported (client_secret_basic, client_secret_post, private_key_jwt, none)", method)
+		}
+		if a := c.TokenEndpointAuthSigningAlg; a != "" && !supportedAlg(a) {
+			bad(f+".token_endpoint_auth_signing_alg", "%q is not supported (RS256, PS256, ES256, ES384, EdDSA)", a)
+		}
+		if c.JWKS != nil && c.JWKSURI != "" {
+			bad(f+".jwks_uri", "give jwks or jwks_uri, not both")
+		}
+		checkKeySet(bad, f+".jwks", c.JWKS)
+		checkHTTPSURL(bad, f+".jwks_uri", c.JWKSURI)
+		if len(c.GrantTypes) == 0 {
+			bad(f+".grant_types", "at least one grant type is required")
+		}
+		for j, g := range c.GrantTypes {
+			switch g {
+			case "client_credentials", GrantTypeJWTBearer:
+				if c.Public {
+					bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q needs a confidential client", g)
+				}
+			case "authorization_code", "refresh_token":
+			default:
+				bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q is not supported (authorization_code, refresh_token, client_credentials, %s)", g, GrantTypeJWTBearer)
+			}
+		}
+		if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
+			bad(f+".redirect_uris", "authorization_code needs at least one redirect URI")
+		}
+		for j, u := range c.RedirectURIs {
+			checkRedirectURI(bad, fmt.Sprintf("%s.redirect_uris[%d]", f, j), u)
+		}
+		checkScopes(bad, f+".scopes", c.Scopes)
+		for j, r := range c.Resources {
+			if !resources[r] {
+				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is not a declared resource server", r)
+			}
+		}
+	}
+	trusts := map[string]bool{}
+	for i, t := range s.TrustedIssuers {
+		f := fmt.Sprintf("trusted_issuers[%d]", i)
+		if t.Issuer == "" || len(t.Issuer) > 2048 || strings.ContainsAny(t.Issuer, "\x00\r\n") {
+			bad(f+".issuer", "is required (up to 2048 printable characters)")
+		}
+		if t.AllowAnySubject == (t.Subject != "") {
+			bad(f+".subject", "give a subject, or allow_any_subject, not both or neither")
+		}
+		id := t.trustID()
+		if trusts[id] {
+			bad(f, "duplicate trust for issuer %q and subject %q", t.Issuer, t.Subject)
+		}
+		trusts[id] = true
+		if t.JWKS != nil && t.JWKSURI != "" {
+			bad(f+".jwks_uri", "give jwks or jwks_uri, not both")
+		}
+		checkKeySet(bad, f+".jwks", t.JWKS)
+		checkHTTPSURL(bad, f+".jwks_uri", t.JWKSURI)
+		checkScopes(bad, f+".scopes", t.Scopes)
+		for j, r := range t.Resources {
+			if !resources[r] {
+				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is not a declared resource server", r)
+			}
+		}
+		if t.ExpiresAt != "" {
+			if _, err := time.Parse(time.RFC3339, t.ExpiresAt); err != nil {
+				bad(f+".expires_at", "%q is not an RFC 3339 time", t.ExpiresAt)
+			}
+		}
+		if t.MaxAssertionLifetime != "" {
+			if d, err := time.ParseDuration(t.MaxAssertionLifetime); err != nil || d < time.Second || d > 24*time.Hour {
+				bad(f+".max_assertion_lifetime", "%q must be a duration between 1s and 24h", t.MaxAssertionLifetime)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c SetupClient) authMethod() string {
+	switch {
+	case c.TokenEndpointAuthMethod != "":
+		return c.TokenEndpointAuthMethod
+	case c.Public:
+		return storage.AuthMethodNone
+	default:
+		return storage.AuthMethodSecretBasic
+	}
+}
+
+func (t SetupTrust) trustID() string {
+	if t.ID != "" {
+		return t.ID
+	}
+	if t.AllowAnySubject {
+		return t.Issuer + " *"
+	}
+	return t.Issuer + " " + t.Subject
+}
+
+func hintOf(err error) string {
+	var rfc interface{ GetDescription() string }
+	if errors.As(err, &rfc) {
+		return rfc.GetDescription()
+	}
+	return err.Error()
+}
+
+func checkScopes(bad func(string, string, ...any), field string, scopes []string) {
+	seen := map[string]bool{}
+	for j, s := range scopes {
+		// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+		ok := s != ""
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+				ok = false
+			}
+		}
+		if !ok {
+			bad(fmt.Sprintf("%s[%d]", field, j), "%q is not a valid scope token (RFC 6749 §3.3)", s)
+		}
+		if seen[s] {
+			bad(fmt.Sprintf("%s[%d]", field, j), "duplicate scope %q", s)
+		}
+		seen[s] = true
+	}
+}
+
+func checkKeySet(bad func(string, string, ...any), field string, set *jose.JSONWebKeySet) {
+	if set == nil {
+		return
+	}
+	for j, k := range set.Keys {
+		f := fmt.Sprintf("%s.keys[%d]", field, j)
+		switch {
+		case !k.IsPublic():
+			bad(f, "is a private or symmetric key; publish public keys only")
+		case !k.Valid():
+			bad(f, "is not a valid key")
+		case k.Use == "enc":
+			bad(f, "has use \"enc\"; signing keys only")
+		case k.Algorithm != "" && !supportedAlg(k.Algorithm):
+			bad(f+".alg", "%q is not supported (RS256, PS256, ES256, ES384, EdDSA)", k.Algorithm)
+		}
+	}
+}
+
+func checkHTTPSURL(bad func(string, string, ...any), field, v string) {
+	if v == "" {
+		return
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.Fragment != "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+		bad(field, "%q must be an absolute https URL without fragment", v)
+	}
+}
+
+func checkRedirectURI(bad func(string, string, ...any), field, v string) {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || !u.IsAbs():
+		bad(field, "%q is not an absolute URI", v)
+	case u.Fragment != "" || strings.Contains(v, "#"):
+		bad(field, "%q must not contain a fragment", v)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		bad(field, "%q uses http for a non-loopback host; use https", v)
+	}
+}
+
+// Apply creates or updates every resource server, client and trust of s in the provider's
+// storage, in one transaction: on error nothing is written.
+func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	ctx, err = p.store.BeginTX(ctx)
+	if err != nil {
+		return fmt.Errorf("provider: apply setup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = p.store.Rollback(ctx)
+		}
+	}()
+	for i, r := range s.ResourceServers {
+		if err := p.checkResourcePolicy(ctx, fmt.Sprintf("resource_servers[%d]", i), r); err != nil {
+			return err
+		}
+		rs := &storage.ResourceServer{
+			Identifier: r.Identifier, Name: r.Name, Scopes: slices.Clone(r.Scopes),
+			SigningAlg: r.SigningAlg, Encryption: r.EncryptionKey, Default: r.Default,
+		}
+		if r.AccessTokenTTL != "" {
+			rs.AccessTokenTTL, _ = time.ParseDuration(r.AccessTokenTTL)
+		}
+		if err := p.store.SaveResourceServer(ctx, rs); err != nil {
+			return fmt.Errorf("provider: apply setup: resource server %q: %w", r.Identifier, err)
+		}
+	}
+	for _, sc := range s.Clients {
+		c := &storage.Client{
+			ID: sc.ClientID, Name: sc.Name, Public: sc.Public,
+			RedirectURIs: slices.Clone(sc.RedirectURIs), GrantTypes: slices.Clone(sc.GrantTypes),
+			Scopes: slices.Clone(sc.Scopes), Resources: slices.Clone(sc.Resources),
+			TokenEndpointAuthMethod: sc.authMethod(), TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
+			JWKS: sc.JWKS, JWKSURI: sc.JWKSURI,
+		}
+		switch {
+		case sc.ClientSecret != "":
+			c.SecretHash, err = p.hasher.Hash(ctx, []byte(sc.ClientSecret))
+			if err != nil {
+				return fmt.Errorf("provider: apply setup: client %q: %w", sc.ClientID, err)
+			}
+		case sc.ClientSecretHash != "":
+			c.SecretHash = []byte(sc.ClientSecretHash)
+		}
+		if err := p.store.SaveClient(ctx, c); err != nil {
+			return fmt.Errorf("provider: apply setup: client %q: %w", sc.ClientID, err)
+		}
+	}
+	for _, st := range s.TrustedIssuers {
+		t := &storage.Trust{
+			ID: st.trustID(), Issuer: st.Issuer, Subject: st.Subject, AllowAnySubject: st.AllowAnySubject,
+			JWKS: st.JWKS, JWKSURI: st.JWKSURI, Scopes: slices.Clone(st.Scopes), Resources: slices.Clone(st.Resources),
+			JTIOptional: st.JTIOptional,
+		}
+		if st.ExpiresAt != "" {
+			t.ExpiresAt, _ = time.Parse(time.RFC3339, st.ExpiresAt)
+		}
+		if st.MaxAssertionLifetime != "" {
+			t.MaxAssertionLifetime, _ = time.ParseDuration(st.MaxAssertionLifetime)
+		}
+		if err := p.store.SaveTrust(ctx, t); err != nil {
+			return fmt.Errorf("provider: apply setup: trust %q: %w", t.ID, err)
+		}
+	}
+	if err := p.store.Commit(ctx); err != nil {
+		return fmt.Errorf("provider: apply setup: %w", err)
+	}
+	return nil
+}
+
+// checkResourcePolicy refuses a resource server this provider could not issue tokens for: an
+// algorithm it has no key for, or a lifetime longer than retired keys stay published.
+func (p *Provider) checkResourcePolicy(ctx context.Context, field string, r SetupResource) error {
+	if r.SigningAlg != "" {
+		if _, err := p.keys.SigningKey(ctx, r.SigningAlg); err != nil {
+			return fmt.Errorf("provider: setup: %s.signing_alg: %q: no signing key for it (add it to Config.SigningAlgorithms): %w", field, r.SigningAlg, err)
+		}
+	}
+	if r.AccessTokenTTL != "" {
+		if d, _ := time.ParseDuration(r.AccessTokenTTL); d > p.retention {
+			return fmt.Errorf("provider: setup: %s.access_token_ttl: %s is longer than key retention %s", field, d, p.retention)
+		}
+	}
+	return nil
+}
