@@ -108,6 +108,7 @@ func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 	scopes := t.scopes
 	if scopes == nil {
 		scopes = handlers.Intersect(req.GetGrantedScopes(), t.rs.Scopes)
+		t.scopes = scopes // for the token response's scope member
 	}
 	ttl := t.rs.AccessTokenTTL
 	if ttl <= 0 {

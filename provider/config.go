@@ -75,6 +75,10 @@ type Config struct {
 	// AuthorizeCodeTTL is the authorization-code lifetime. Default 1 minute.
 	AuthorizeCodeTTL time.Duration
 
+	// GCInterval is how often expired codes, tokens and JWT IDs are deleted from Storage.
+	// Default 10 minutes; negative disables it (the application calls DeleteExpired itself).
+	GCInterval time.Duration
+
 	// MaxBodyBytes bounds request bodies at every endpoint. Default 64 KiB.
 	MaxBodyBytes int64
 
@@ -164,6 +168,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthorizeCodeTTL == 0 {
 		c.AuthorizeCodeTTL = time.Minute
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = 10 * time.Minute
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 10

@@ -135,6 +135,13 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 	if err := p.compose(); err != nil {
 		return nil, err
 	}
+	if cfg.GCInterval > 0 {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.collect(runCtx, cfg.GCInterval)
+		}()
+	}
 	p.metadata = handlers.MetadataHandler(p.Metadata)
 	p.jwks = handlers.JWKSHandler(p.keys)
 	return p, nil
@@ -147,6 +154,25 @@ func derive(secret []byte, purpose string) []byte {
 		return nil
 	}
 	return k
+}
+
+// collect deletes expired codes, tokens and JWT IDs every interval until ctx is done.
+func (p *Provider) collect(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := p.store.DeleteExpired(ctx, p.cfg.Now(), 0)
+			if err != nil && ctx.Err() == nil {
+				p.log.Error("garbage collection", "error", err.Error())
+			} else if n > 0 {
+				p.log.Debug("garbage collection", "deleted", n)
+			}
+		}
+	}
 }
 
 // Patterns returns the paths to mount the provider on, for any router: the endpoints below the

@@ -38,6 +38,12 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, ar, err)
 		return
 	}
+	// RFC 6749 §5.1: scope is the access token's (fosite would echo the whole grant's), and
+	// resource names the one resource server the token is for, so a client that sent none
+	// learns which default it got (draft-ietf-oauth-resource-token-resp; clients that do not
+	// know the member ignore it).
+	resp.SetScopes(target.scopes)
+	resp.SetExtra("resource", target.rs.Identifier)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
