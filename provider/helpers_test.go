@@ -182,6 +182,12 @@ func (as *testAS) clientCredentials(scope, resource string) string {
 // here from scratch on go-jose, with the issuer's metadata and JWKS: it shares no code with
 // mandate's own verifier.
 func (as *testAS) verifyIndependently(token, audience string) (map[string]any, map[string]any) {
+	as.t.Helper()
+	return as.verifyIndependentlyAt(token, audience, time.Now())
+}
+
+// verifyIndependentlyAt is verifyIndependently at the given time.
+func (as *testAS) verifyIndependentlyAt(token, audience string, at time.Time) (map[string]any, map[string]any) {
 	t := as.t
 	t.Helper()
 	iu, _ := url.Parse(as.issuer)
@@ -234,7 +240,7 @@ func (as *testAS) verifyIndependently(token, audience string) (map[string]any, m
 	if !audContains(c["aud"], audience) {
 		t.Fatalf("aud %v, want %s", c["aud"], audience)
 	}
-	now := float64(time.Now().Unix())
+	now := float64(at.Unix())
 	if exp := c["exp"].(float64); exp <= now {
 		t.Fatalf("expired: exp %v now %v", exp, now)
 	}
