@@ -3,6 +3,8 @@ package provider
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/ory/fosite"
@@ -13,6 +15,7 @@ import (
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // compose builds fosite's configuration and handler chain. The handlers are constructed
@@ -64,8 +67,18 @@ func (p *Provider) compose() error {
 		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, TokenRevocationStorage: store, Config: fc,
 	}
 	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: tokens, Storage: store, Config: fc}
+	// RFC 7523: assertions name this server by its token endpoint URL (golang.org/x/oauth2/jwt's
+	// default) or its issuer identifier (rfc7523bis).
+	keySets := &handlers.KeySets{Config: verify.KeySetConfig{Logger: p.log, Now: cfg.Now}}
+	audiences := []string{p.paths.tokenURL, p.issuer}
+	bearer := &handlers.JWTBearer{
+		Trusts: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences,
+		AccessTokens: tokens, AccessTokenStorage: store,
+		RequireClientAuth: cfg.JWTBearerRequireClientAuth, MaxLifetime: cfg.MaxAssertionLifetime,
+		Leeway: cfg.AssertionLeeway, Now: cfg.Now,
+	}
 	fc.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{explicit, pkceHandler}
-	fc.TokenEndpointHandlers = fosite.TokenEndpointHandlers{explicit, clientCredentials, refresh, pkceHandler}
+	fc.TokenEndpointHandlers = fosite.TokenEndpointHandlers{explicit, clientCredentials, refresh, pkceHandler, bearer}
 	fc.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{
 		&oauth2.CoreValidator{CoreStrategy: tokens, CoreStorage: store, Config: fc},
 	}
@@ -74,7 +87,45 @@ func (p *Provider) compose() error {
 	}
 	p.oauth = &fosite.Fosite{Store: store, Config: fc}
 	p.resolver = handlers.Resolver{Resources: p.store}
+	clientAuth := &handlers.PrivateKeyJWT{
+		Clients: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences,
+		MaxLifetime: cfg.MaxClientAssertionLifetime, Leeway: cfg.AssertionLeeway, Now: cfg.Now,
+		Fallback: p.oauth.DefaultClientAuthenticationStrategy,
+	}
+	fc.ClientAuthenticationStrategy = authOnce(clientAuth.Authenticate)
 	return nil
+}
+
+// clientAuthMemo keeps the outcome of one request's client authentication: the token endpoint
+// authenticates before fosite does (fosite ignores the errors of a grant that may skip client
+// authentication), and a private_key_jwt assertion must not be used twice by one request.
+type clientAuthMemo struct {
+	done   bool
+	client fosite.Client
+	err    error
+}
+
+type clientAuthKey struct{}
+
+// withClientAuthMemo returns a context in which the client is authenticated at most once.
+func withClientAuthMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, clientAuthKey{}, &clientAuthMemo{})
+}
+
+// authOnce wraps a client authentication strategy with the per-request memo, when the context
+// has one.
+func authOnce(auth fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
+	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		m, ok := ctx.Value(clientAuthKey{}).(*clientAuthMemo)
+		if !ok {
+			return auth(ctx, r, form)
+		}
+		if !m.done {
+			m.client, m.err = auth(ctx, r, form)
+			m.done = true
+		}
+		return m.client, m.err
+	}
 }
 
 // tokenTarget is the resource funnel's decision for one token request.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
 )
@@ -66,6 +67,21 @@ type Config struct {
 	// Consenter decides which scopes a user grants. If nil, every requested scope the client
 	// and resource servers allow is granted (first-party use).
 	Consenter Consenter
+
+	// JWTBearerRequireClientAuth makes client authentication mandatory for the RFC 7523 §2.1
+	// jwt-bearer grant. By default it is optional: the signed assertion authenticates the party,
+	// and the token's client_id is then the assertion's issuer. Credentials that are presented
+	// must be valid either way (a bad one is invalid_client).
+	JWTBearerRequireClientAuth bool
+	// AssertionLeeway absorbs clock skew in the exp, nbf, iat and lifetime checks of RFC 7523
+	// assertions (jwt-bearer grants and private_key_jwt). Default 30 seconds; at most 5 minutes.
+	AssertionLeeway time.Duration
+	// MaxAssertionLifetime bounds exp - iat of jwt-bearer assertions whose trust sets no
+	// max_assertion_lifetime. Default 1 hour (golang.org/x/oauth2/jwt's lifetime).
+	MaxAssertionLifetime time.Duration
+	// MaxClientAssertionLifetime bounds exp - iat of private_key_jwt client assertions.
+	// Default 10 minutes.
+	MaxClientAssertionLifetime time.Duration
 
 	// AccessTokenTTL is the access-token lifetime for resource servers that set none.
 	// Default 10 minutes.
@@ -169,6 +185,15 @@ func (c Config) withDefaults() Config {
 	if c.AuthorizeCodeTTL == 0 {
 		c.AuthorizeCodeTTL = time.Minute
 	}
+	if c.AssertionLeeway == 0 {
+		c.AssertionLeeway = handlers.DefaultAssertionLeeway
+	}
+	if c.MaxAssertionLifetime == 0 {
+		c.MaxAssertionLifetime = handlers.DefaultGrantAssertionLifetime
+	}
+	if c.MaxClientAssertionLifetime == 0 {
+		c.MaxClientAssertionLifetime = handlers.DefaultClientAssertionLifetime
+	}
 	if c.GCInterval == 0 {
 		c.GCInterval = 10 * time.Minute
 	}
@@ -205,6 +230,14 @@ func (c Config) validate() error {
 	}
 	if c.Rotation.Retention != 0 && c.Rotation.Retention < c.AccessTokenTTL {
 		errs = append(errs, errors.New("provider: Rotation.Retention must be at least AccessTokenTTL, or retired keys vanish before their tokens expire"))
+	}
+	if c.AssertionLeeway < 0 || c.AssertionLeeway > 5*time.Minute {
+		errs = append(errs, errors.New("provider: AssertionLeeway must be between 0 and 5 minutes"))
+	}
+	for name, d := range map[string]time.Duration{"MaxAssertionLifetime": c.MaxAssertionLifetime, "MaxClientAssertionLifetime": c.MaxClientAssertionLifetime} {
+		if d < time.Second || d > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("provider: %s must be between 1s and 24h", name))
+		}
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("provider: MaxBodyBytes must be at least 1024"))

@@ -47,6 +47,9 @@ func TestClientCredentialsWithXOAuth2(t *testing.T) {
 	if d := time.Until(tok.Expiry); d < 290*time.Second || d > 301*time.Second {
 		t.Errorf("expires_in gives %v, want ~300s", d)
 	}
+	if ei := tok.Extra("expires_in"); ei != float64(300) {
+		t.Errorf("expires_in %v, want exactly exp-iat = 300", ei)
+	}
 	if tok.TokenType != "Bearer" && !strings.EqualFold(tok.TokenType, "bearer") {
 		t.Errorf("token_type %q", tok.TokenType)
 	}
@@ -103,6 +106,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"resource not allowed", "grant_type=client_credentials&resource=" + url.QueryEscape(other), "", "svc", "svc-secret-0123456789", 400, "invalid_target", false},
 		{"relative resource", "grant_type=client_credentials&resource=%2Forders", "", "svc", "svc-secret-0123456789", 400, "invalid_target", false},
 		{"fragment resource", "grant_type=client_credentials&resource=" + url.QueryEscape(orders+"#x"), "", "svc", "svc-secret-0123456789", 400, "invalid_target", false},
+		{"the same resource twice", "grant_type=client_credentials&resource=" + url.QueryEscape(orders) + "&resource=" + url.QueryEscape(orders), "", "svc", "svc-secret-0123456789", 400, "invalid_target", false},
 		{"two resources", "grant_type=client_credentials&resource=" + url.QueryEscape(orders) + "&resource=" + url.QueryEscape(billing), "", "svc", "svc-secret-0123456789", 400, "invalid_target", false},
 		{"post method for a basic client", "grant_type=client_credentials&client_id=svc&client_secret=svc-secret-0123456789", "", "", "", 401, "invalid_client", false},
 		{"public client cannot use client_credentials", "grant_type=client_credentials&client_id=web", "", "", "", 400, "invalid_grant", false},
@@ -443,7 +447,7 @@ func TestMetadata(t *testing.T) {
 		}
 	}
 	for k, v := range map[string][]any{
-		"grant_types_supported":            {"authorization_code", "client_credentials", "refresh_token"},
+		"grant_types_supported":            {"authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
 		"response_types_supported":         {"code"},
 		"code_challenge_methods_supported": {"S256"},
 	} {

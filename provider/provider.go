@@ -227,7 +227,9 @@ func (p *Provider) Close() error {
 }
 
 // Metadata returns the RFC 8414 metadata document. scopes_supported lists the scopes of every
-// registered resource server.
+// registered resource server. Clients authenticate at the token, introspection and revocation
+// endpoints with a secret or with private_key_jwt (RFC 7523 §2.2, signed with one of
+// AssertionAlgorithms); the jwt-bearer grant (RFC 7523 §2.1) is listed with the others.
 func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 	rss, err := p.store.ResourceServers(ctx)
 	if err != nil {
@@ -241,21 +243,28 @@ func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 			}
 		}
 	}
-	clientAuth := []string{storage.AuthMethodSecretBasic, storage.AuthMethodSecretPost}
+	clientAuth := []string{storage.AuthMethodSecretBasic, storage.AuthMethodSecretPost, storage.AuthMethodPrivateKeyJWT}
+	var algs []string
+	for _, a := range handlers.AssertionAlgorithms() {
+		algs = append(algs, string(a))
+	}
 	return &handlers.Metadata{
-		Issuer:                                    p.issuer,
-		AuthorizationEndpoint:                     p.paths.authorizeURL,
-		TokenEndpoint:                             p.paths.tokenURL,
-		JWKSURI:                                   p.paths.jwksURL,
-		ScopesSupported:                           scopes,
-		ResponseTypesSupported:                    []string{"code"},
-		ResponseModesSupported:                    []string{"query"},
-		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "refresh_token"},
-		TokenEndpointAuthMethodsSupported:         slices.Concat(clientAuth, []string{storage.AuthMethodNone}),
-		RevocationEndpoint:                        p.paths.revokeURL,
-		RevocationEndpointAuthMethodsSupported:    slices.Concat(clientAuth, []string{storage.AuthMethodNone}),
-		IntrospectionEndpoint:                     p.paths.introspectURL,
-		IntrospectionEndpointAuthMethodsSupported: clientAuth,
-		CodeChallengeMethodsSupported:             []string{"S256"},
+		Issuer:                            p.issuer,
+		AuthorizationEndpoint:             p.paths.authorizeURL,
+		TokenEndpoint:                     p.paths.tokenURL,
+		JWKSURI:                           p.paths.jwksURL,
+		ScopesSupported:                   scopes,
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token", handlers.GrantTypeJWTBearer},
+		TokenEndpointAuthMethodsSupported: slices.Concat(clientAuth, []string{storage.AuthMethodNone}),
+		TokenEndpointAuthSigningAlgValuesSupported:         algs,
+		RevocationEndpoint:                                 p.paths.revokeURL,
+		RevocationEndpointAuthMethodsSupported:             slices.Concat(clientAuth, []string{storage.AuthMethodNone}),
+		RevocationEndpointAuthSigningAlgValuesSupported:    algs,
+		IntrospectionEndpoint:                              p.paths.introspectURL,
+		IntrospectionEndpointAuthMethodsSupported:          clientAuth,
+		IntrospectionEndpointAuthSigningAlgValuesSupported: algs,
+		CodeChallengeMethodsSupported:                      []string{"S256"},
 	}, nil
 }

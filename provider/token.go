@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -14,7 +16,7 @@ import (
 
 // serveToken is the token endpoint (RFC 6749 §3.2): the single funnel for every grant.
 func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := handlers.WithBearerGrant(withClientAuthMemo(r.Context()))
 	if err := p.readForm(w, r); err != nil {
 		p.writeTokenError(ctx, w, r, nil, err)
 		return
@@ -22,6 +24,18 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	if err := p.checkTokenRequest(r); err != nil {
 		p.writeTokenError(ctx, w, r, nil, err)
 		return
+	}
+	if r.PostForm.Get("grant_type") == handlers.GrantTypeJWTBearer && hasClientCredentials(r) {
+		// fosite ignores client-authentication errors of a grant that may skip client
+		// authentication: credentials that are presented must be valid, so check them first
+		// (the memo in ctx makes fosite reuse this outcome).
+		if _, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm); err != nil {
+			if !errors.Is(err, fosite.ErrServerError) {
+				err = fosite.ErrInvalidClient.WithWrap(err).WithHint(clientAuthHint(err))
+			}
+			p.writeTokenError(ctx, w, r, nil, err)
+			return
+		}
 	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, &storage.Session{})
 	if err != nil {
@@ -44,7 +58,24 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	// know the member ignore it).
 	resp.SetScopes(target.scopes)
 	resp.SetExtra("resource", target.rs.Identifier)
+	// expires_in is the token's own lifetime, exp - iat (fosite counts from its own clock
+	// reading, a second short after rounding).
+	if sess, ok := ar.GetSession().(*storage.Session); ok {
+		if ttl, ok := lifetime(sess.AccessToken); ok {
+			resp.SetExpiresIn(ttl)
+		}
+	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// lifetime returns exp - iat of the claims of a minted token.
+func lifetime(claims map[string]any) (time.Duration, bool) {
+	exp, ok1 := claims["exp"].(int64)
+	iat, ok2 := claims["iat"].(int64)
+	if !ok1 || !ok2 || exp <= iat {
+		return 0, false
+	}
+	return time.Duration(exp-iat) * time.Second, true
 }
 
 // resolveTarget applies RFC 8707 to a token request: which resource server the access token is
@@ -54,7 +85,14 @@ func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester)
 	if err != nil {
 		return nil, err
 	}
+	if len(ar.GetRequestForm()["resource"]) > 1 {
+		// One access token, one audience (RFC 8707 §2.2), even if the values repeat.
+		return nil, handlers.ErrInvalidTarget.WithHint("Only one resource may be requested per access token; request one token per resource.")
+	}
 	gt := ar.GetGrantTypes()
+	if gt.ExactOne(handlers.GrantTypeJWTBearer) {
+		return p.resolveBearerTarget(ctx, ar, indicators)
+	}
 	if gt.ExactOne("authorization_code") || gt.ExactOne("refresh_token") {
 		// fosite set the requested audience to the original authorization's, which the
 		// authorization endpoint made equal to the granted resources.
@@ -80,6 +118,53 @@ func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester)
 	return &tokenTarget{rs: rs, scopes: scopes}, nil
 }
 
+// resolveBearerTarget is resolveTarget for the jwt-bearer grant (RFC 7523 §2.1): the resource
+// and scopes come from the request, within the trust's (narrowed to the client's when one
+// authenticated) — never from the assertion, whose aud names this server.
+func (p *Provider) resolveBearerTarget(ctx context.Context, ar fosite.AccessRequester, indicators []string) (*tokenTarget, error) {
+	g := handlers.BearerGrantFrom(ctx)
+	if g == nil {
+		return nil, errNoTarget
+	}
+	// The trust's resources play the part of a prior authorization's: the token may only be
+	// for one of them.
+	rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, append([]string{}, g.Resources...))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range ar.GetRequestedScopes() {
+		if !slices.Contains(g.Scopes, s) {
+			return nil, fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", s)
+		}
+	}
+	scopes, err := handlers.GrantScopes(ar.GetRequestedScopes(), g.Scopes, rs)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range scopes {
+		ar.GrantScope(s)
+	}
+	ar.GrantAudience(rs.Identifier)
+	return &tokenTarget{rs: rs, scopes: scopes}, nil
+}
+
+// hasClientCredentials reports whether a token request presents client credentials of any
+// kind.
+func hasClientCredentials(r *http.Request) bool {
+	return r.Header.Get("Authorization") != "" || r.PostForm.Get("client_id") != "" ||
+		r.PostForm.Get("client_secret") != "" || handlers.HasClientAssertion(r.PostForm)
+}
+
+// clientAuthHint is the hint of a failed client authentication: the authenticator's own when
+// it gave one (private_key_jwt says what was wrong with the assertion), else a generic one.
+func clientAuthHint(err error) string {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && errors.Is(err, fosite.ErrInvalidClient) && rfc.HintField != "" {
+		return rfc.HintField
+	}
+	return "Client authentication failed."
+}
+
 // readForm bounds and parses the request body and enforces RFC 6749 §3.2's "parameters MUST NOT
 // be included more than once" (resource, which RFC 8707 lets repeat, excepted), and refuses
 // fosite's non-standard audience parameter in favour of resource.
@@ -103,16 +188,21 @@ func (p *Provider) readForm(w http.ResponseWriter, r *http.Request) error {
 
 // checkTokenRequest answers what fosite would answer less precisely: an unsupported grant type
 // is unsupported_grant_type (fosite: invalid_request), and a request that carries no client
-// authentication at all is invalid_client (fosite: invalid_request), as RFC 6749 §5.2 says.
+// authentication at all is invalid_client (fosite: invalid_request), as RFC 6749 §5.2 says —
+// except for the jwt-bearer grant when client authentication is optional for it.
 func (p *Provider) checkTokenRequest(r *http.Request) error {
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "":
 		return fosite.ErrInvalidRequest.WithHint("The 'grant_type' parameter is missing.")
 	case "authorization_code", "client_credentials", "refresh_token":
+	case handlers.GrantTypeJWTBearer:
+		if !p.cfg.JWTBearerRequireClientAuth {
+			return nil // the assertion authenticates; presented credentials are checked later
+		}
 	default:
 		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported.", gt)
 	}
-	if r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
+	if !hasClientCredentials(r) {
 		return fosite.ErrInvalidClient.WithHint("The request carries no client authentication.")
 	}
 	return nil

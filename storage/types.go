@@ -223,8 +223,9 @@ type Trust struct {
 	// MaxAssertionLifetime bounds exp - iat (or exp - now) of accepted assertions; zero means
 	// the provider default.
 	MaxAssertionLifetime time.Duration
-	// JTIOptional accepts assertions without jti (golang.org/x/oauth2/jwt sends none). Replay
-	// is then checked on a hash of the whole assertion, and the lifetime bound applies.
+	// JTIOptional accepts assertions without jti (golang.org/x/oauth2/jwt sends none), but only
+	// short-lived ones (5 minutes). Replay is then checked on a hash of their signed content
+	// (header and payload), which re-encoding the signature cannot change.
 	JTIOptional bool
 	// CreatedAt and UpdatedAt are maintained by the store.
 	CreatedAt, UpdatedAt time.Time

@@ -1,0 +1,325 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
+)
+
+// Limits and defaults of RFC 7523 assertion checking.
+const (
+	// MaxAssertionSize bounds an assertion, in bytes. Real ones are under 2 KiB; x5c, the
+	// usual reason for a bigger one, is refused anyway.
+	MaxAssertionSize = 8 << 10
+	// DefaultAssertionLeeway absorbs clock skew in exp, nbf, iat and the lifetime bound: the
+	// resource-server verifier's default too (verify.DefaultLeeway), small enough that an
+	// expired assertion is refused within half a minute.
+	DefaultAssertionLeeway = 30 * time.Second
+	// DefaultGrantAssertionLifetime bounds exp - iat of an authorization-grant assertion
+	// (RFC 7523 §2.1) whose trust sets no MaxAssertionLifetime: one hour, the lifetime
+	// golang.org/x/oauth2/jwt and Google-style service-account libraries use by default.
+	DefaultGrantAssertionLifetime = time.Hour
+	// DefaultClientAssertionLifetime bounds exp - iat of a private_key_jwt client assertion
+	// (RFC 7523 §2.2). A client signs one per request, so it needs little; ten minutes is what
+	// common client libraries (MSAL, for one) use.
+	DefaultClientAssertionLifetime = 10 * time.Minute
+	// MaxNoJTILifetime bounds exp - iat of an assertion accepted without jti (a trust with
+	// JTIOptional): replay is then checked on a hash of the signed content, which the store
+	// keeps only until exp, so the window stays short.
+	MaxNoJTILifetime = 5 * time.Minute
+)
+
+// AssertionAlgorithms are the JWS algorithms assertions may be signed with: asymmetric only.
+// none and HS256/384/512 are never accepted — an HMAC "signature" keyed with a public key's
+// bytes would otherwise verify.
+func AssertionAlgorithms() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
+}
+
+// AssertionError is an assertion refused for a reason the caller may tell the client: the
+// token endpoint answers it with invalid_grant (RFC 7523 §3.1) or invalid_client (§3.2).
+// Reason never names a key the server knows.
+type AssertionError struct {
+	Reason string
+}
+
+func (e *AssertionError) Error() string { return "handlers: assertion rejected: " + e.Reason }
+
+func reject(format string, args ...any) error {
+	return &AssertionError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Assertion is a parsed RFC 7523 JWT whose signature has not been checked yet: the claims are
+// only good for finding the keys to check it with ([Assertion.Verify]).
+type Assertion struct {
+	// Algorithm and KeyID are the JOSE header's alg and kid.
+	Algorithm, KeyID string
+	// Issuer, Subject and ID are iss, sub and jti; Audience is aud (a string becomes one
+	// element).
+	Issuer, Subject, ID string
+	Audience            []string
+	// Expiry, NotBefore and IssuedAt are exp, nbf and iat; zero when absent.
+	Expiry, NotBefore, IssuedAt time.Time
+
+	jws         *jose.JSONWebSignature
+	signedInput string // header.payload as received: what the signature covers
+}
+
+// ParseAssertion parses a compact JWS assertion (RFC 7523 §3): at most [MaxAssertionSize]
+// bytes, one signature, alg among [AssertionAlgorithms], and none of the header parameters
+// jku, x5u, jwk, x5c or crit — keys come only from what the server registered, nothing an
+// assertion names is ever fetched or trusted. A typ of at+jwt (an RFC 9068 access token) is
+// refused; any other typ, or none, is accepted. iss and sub must be non-empty strings, aud a
+// string or an array of strings. Errors are *[AssertionError].
+func ParseAssertion(raw string) (*Assertion, error) {
+	switch {
+	case raw == "":
+		return nil, reject("the assertion is empty")
+	case len(raw) > MaxAssertionSize:
+		return nil, reject("the assertion is longer than %d bytes", MaxAssertionSize)
+	case strings.Count(raw, ".") != 2:
+		return nil, reject("the assertion is not a compact JWS (a JWT with three parts)")
+	}
+	head := raw[:strings.IndexByte(raw, '.')]
+	hb, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return nil, reject("the assertion's header is not base64url")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(hb, &members); err != nil {
+		return nil, reject("the assertion's header is not a JSON object")
+	}
+	for _, name := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
+		if _, ok := members[name]; ok {
+			return nil, reject("the header parameter %q is not accepted; keys are registered with the server", name)
+		}
+	}
+	var typ string
+	if t, ok := members["typ"]; ok && json.Unmarshal(t, &typ) != nil {
+		return nil, reject("the assertion's typ header is not a string")
+	}
+	if strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt") {
+		// RFC 9068 §4: an access token must not be mistaken for another kind of JWT.
+		return nil, reject("an access token is not an assertion")
+	}
+	jws, err := jose.ParseSignedCompact(raw, AssertionAlgorithms())
+	if err != nil {
+		var alg *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &alg) {
+			return nil, reject("the algorithm %q is not accepted (RS256, PS256, ES256, ES384, EdDSA)", truncate(string(alg.Got)))
+		}
+		return nil, reject("the assertion is not a valid compact JWS")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, reject("the assertion must carry exactly one signature")
+	}
+	var c jwt.Claims
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
+		return nil, reject("the assertion's claims are not a JSON object of the right types")
+	}
+	a := &Assertion{
+		Algorithm: jws.Signatures[0].Header.Algorithm,
+		KeyID:     jws.Signatures[0].Header.KeyID,
+		Issuer:    c.Issuer, Subject: c.Subject, ID: c.ID,
+		Audience:    []string(c.Audience),
+		jws:         jws,
+		signedInput: raw[:strings.LastIndexByte(raw, '.')],
+	}
+	for p, t := range map[*time.Time]*jwt.NumericDate{&a.Expiry: c.Expiry, &a.NotBefore: c.NotBefore, &a.IssuedAt: c.IssuedAt} {
+		if t != nil {
+			*p = t.Time()
+		}
+	}
+	switch {
+	case a.Issuer == "":
+		return nil, reject("the assertion has no iss claim")
+	case a.Subject == "":
+		return nil, reject("the assertion has no sub claim")
+	}
+	return a, nil
+}
+
+// AssertionRules are the claim checks of [Assertion.Verify].
+type AssertionRules struct {
+	// Audiences are the values that identify this server: its token endpoint URL and its
+	// issuer identifier. aud must contain at least one of them and nothing else.
+	Audiences []string
+	// Algorithm, if set, is the only alg accepted (a client's
+	// token_endpoint_auth_signing_alg).
+	Algorithm string
+	// MaxLifetime bounds exp - iat (exp - now without iat). Required.
+	MaxLifetime time.Duration
+	// Leeway absorbs clock skew in every time check. Zero means [DefaultAssertionLeeway].
+	Leeway time.Duration
+	// JTIOptional accepts an assertion without jti if its lifetime is at most
+	// [MaxNoJTILifetime]; [UseAssertion] then guards replay with a hash of its signed content.
+	JTIOptional bool
+	// Now is the time of the check.
+	Now time.Time
+}
+
+// Verify checks the signature with the key named by kid (or the only key that fits alg) in
+// keys, then the claims (RFC 7523 §3): aud per [AssertionRules.Audiences]; exp present and
+// after now; nbf and iat, if present, not after now; exp - (iat or now) at most MaxLifetime;
+// jti present unless JTIOptional allows otherwise. Every time check allows the leeway. Errors
+// that reject the assertion are *[AssertionError]; others (a key set that cannot be fetched is
+// one of them) are server-side.
+func (a *Assertion) Verify(ctx context.Context, keys *verify.KeySet, r AssertionRules) error {
+	if r.Algorithm != "" && a.Algorithm != r.Algorithm {
+		return reject("the algorithm %q is not the one registered for this client", truncate(a.Algorithm))
+	}
+	key, err := keys.Key(ctx, a.KeyID, jose.SignatureAlgorithm(a.Algorithm))
+	switch {
+	case errors.Is(err, verify.ErrUnknownKey):
+		return reject("no registered key of the issuer matches the assertion's kid and alg")
+	case errors.Is(err, verify.ErrKeysUnavailable):
+		return reject("the issuer's keys cannot be obtained at the moment")
+	case err != nil:
+		return fmt.Errorf("handlers: assertion keys: %w", err)
+	}
+	if _, err := a.jws.Verify(key); err != nil {
+		return reject("the signature does not verify")
+	}
+	return a.checkClaims(r)
+}
+
+func (a *Assertion) checkClaims(r AssertionRules) error {
+	leeway := r.Leeway
+	if leeway <= 0 {
+		leeway = DefaultAssertionLeeway
+	}
+	if len(a.Audience) == 0 {
+		return reject("the assertion has no aud claim")
+	}
+	for _, v := range a.Audience {
+		if !slices.Contains(r.Audiences, v) {
+			// rfc7523bis: an assertion meant for several parties could be replayed by any of them.
+			return reject("the aud claim names a party other than this authorization server")
+		}
+	}
+	now := r.Now
+	switch {
+	case a.Expiry.IsZero():
+		return reject("the assertion has no exp claim")
+	case !now.Before(a.Expiry.Add(leeway)):
+		return reject("the assertion has expired")
+	case !a.NotBefore.IsZero() && a.NotBefore.After(now.Add(leeway)):
+		return reject("the assertion is not valid yet (nbf)")
+	case !a.IssuedAt.IsZero() && a.IssuedAt.After(now.Add(leeway)):
+		return reject("the assertion is issued in the future (iat)")
+	}
+	start := a.IssuedAt
+	if start.IsZero() {
+		start = now
+	}
+	life := a.Expiry.Sub(start)
+	if life > r.MaxLifetime+leeway {
+		return reject("the assertion lives %s (exp - iat), longer than the %s allowed", life.Round(time.Second), r.MaxLifetime)
+	}
+	if a.ID == "" {
+		if !r.JTIOptional {
+			return reject("the assertion has no jti claim")
+		}
+		if life > MaxNoJTILifetime+leeway {
+			return reject("an assertion without jti may live at most %s (exp - iat)", MaxNoJTILifetime)
+		}
+	}
+	return nil
+}
+
+// UseAssertion marks a verified assertion as used, atomically across every instance sharing
+// jtis, and fails with an *[AssertionError] when it was used before. The key is namespace, the
+// issuer and the jti; for an assertion without jti, a SHA-256 of its signed content (header and
+// payload, not the signature, which ECDSA and lax base64 let an eavesdropper re-encode). It is
+// kept until exp plus the leeway, past which [Assertion.Verify] refuses the assertion anyway.
+func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, a *Assertion, leeway time.Duration) error {
+	if leeway <= 0 {
+		leeway = DefaultAssertionLeeway
+	}
+	var key string
+	if a.ID != "" {
+		key = namespace + "\x00" + a.Issuer + "\x00jti\x00" + a.ID
+	} else {
+		sum := sha256.Sum256([]byte(a.signedInput))
+		key = namespace + "\x00" + a.Issuer + "\x00sha256\x00" + hex.EncodeToString(sum[:])
+	}
+	err := jtis.UseJTI(ctx, key, a.Expiry.Add(leeway))
+	if errors.Is(err, storage.ErrJTIUsed) {
+		return reject("the assertion has already been used")
+	}
+	if err != nil {
+		return fmt.Errorf("handlers: record assertion use: %w", err)
+	}
+	return nil
+}
+
+// KeySets hands out the verification keys of trusts and clients: a fresh static set for keys
+// registered inline, and one cached [verify.KeySet] per jwks_uri, shared by every request
+// (single-flight fetches, refetch on an unknown kid at most once per MinRefreshInterval). The
+// zero value is ready to use. It is safe for concurrent use.
+type KeySets struct {
+	// Config tunes the remote key sets.
+	Config verify.KeySetConfig
+	// Max bounds how many jwks_uri sets are cached; zero means 1024. When full, the cache is
+	// emptied (the URIs come from registered trusts and clients, so this only matters after
+	// many registrations change).
+	Max int
+
+	mu     sync.Mutex
+	remote map[string]*verify.KeySet
+}
+
+// For returns the key set of inline keys set, or else of jwksURI. Neither is an
+// *[AssertionError] (nothing registered to check with).
+func (k *KeySets) For(ctx context.Context, set *jose.JSONWebKeySet, jwksURI string) (*verify.KeySet, error) {
+	if set != nil && len(set.Keys) > 0 {
+		ks, err := verify.NewStaticKeySet(set)
+		if err != nil {
+			return nil, reject("no usable signature key is registered for the assertion's issuer")
+		}
+		return ks, nil
+	}
+	if jwksURI == "" {
+		return nil, reject("no keys are registered for the assertion's issuer")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if ks, ok := k.remote[jwksURI]; ok {
+		return ks, nil
+	}
+	ks, err := verify.NewRemoteKeySet(ctx, jwksURI, k.Config)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: key set: %w", err)
+	}
+	limit := k.Max
+	if limit <= 0 {
+		limit = 1024
+	}
+	if k.remote == nil || len(k.remote) >= limit {
+		k.remote = make(map[string]*verify.KeySet)
+	}
+	k.remote[jwksURI] = ks
+	return ks, nil
+}
+
+// truncate shortens s for a client-facing message.
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}

@@ -1,0 +1,269 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+
+	"github.com/mandate-dev/mandate/storage"
+)
+
+// GrantTypeJWTBearer is the RFC 7523 §2.1 grant type.
+const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// JWTBearer is the RFC 7523 §2.1 authorization grant as a fosite.TokenEndpointHandler: an
+// assertion from a trusted issuer ([storage.Trust]) is exchanged for an access token whose sub
+// is the assertion's sub. Unlike fosite's handler/rfc7523 it parses with an algorithm
+// allow-list, never copies the assertion's aud into the token (the resource funnel decides the
+// token's audience, within the trust's resources), and uses the assertion's jti with one atomic
+// store operation, so of concurrent uses of one assertion exactly one gets a token.
+//
+// HandleTokenEndpointRequest checks the assertion and records the outcome in the [BearerGrant]
+// that [WithBearerGrant] put in the request's context; the caller then resolves the resource
+// and scopes with [BearerGrant.Resources] and [BearerGrant.Scopes], and
+// PopulateTokenEndpointResponse marks the assertion used and issues an access token (never a
+// refresh token). A request whose context carries no BearerGrant fails with a server error.
+//
+// Client authentication is optional unless RequireClientAuth is set; credentials that are
+// presented must be valid, which the caller ensures by authenticating before fosite does
+// (fosite ignores client-authentication errors of a grant that may skip it). Without client
+// authentication the token's client_id is the assertion's issuer, and the token is not
+// recorded in AccessTokenStorage (no client could introspect it as its own or revoke it).
+//
+// See https://www.rfc-editor.org/rfc/rfc7523#section-2.1.
+type JWTBearer struct {
+	// Trusts finds the trust relationships of an issuer.
+	Trusts storage.TrustStore
+	// JTIs records used assertions.
+	JTIs storage.JTIStore
+	// Keys provides the trusts' keys.
+	Keys *KeySets
+	// Audiences are the aud values naming this server (token endpoint URL, issuer).
+	Audiences []string
+	// AccessTokens mints the access token; AccessTokenStorage records it.
+	AccessTokens       oauth2.AccessTokenStrategy
+	AccessTokenStorage oauth2.AccessTokenStorage
+	// RequireClientAuth makes client authentication mandatory for this grant.
+	RequireClientAuth bool
+	// MaxLifetime bounds assertions of trusts without MaxAssertionLifetime; zero means
+	// [DefaultGrantAssertionLifetime].
+	MaxLifetime time.Duration
+	// Leeway absorbs clock skew; zero means [DefaultAssertionLeeway].
+	Leeway time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+var _ fosite.TokenEndpointHandler = (*JWTBearer)(nil)
+
+// BearerGrant is what [JWTBearer] established for one token request.
+type BearerGrant struct {
+	// Trust is the trust relationship the assertion was accepted under.
+	Trust *storage.Trust
+	// Assertion is the verified assertion.
+	Assertion *Assertion
+	// ClientAuthenticated reports that the request carried valid client credentials.
+	ClientAuthenticated bool
+	// Scopes and Resources bound the token: the trust's, narrowed to the client's when a
+	// client authenticated.
+	Scopes, Resources []string
+}
+
+type bearerHolder struct{ g *BearerGrant }
+
+type bearerKey struct{}
+
+// WithBearerGrant returns a context in which [JWTBearer] can record its [BearerGrant] for
+// [BearerGrantFrom]. Put it in the context of every token request.
+func WithBearerGrant(ctx context.Context) context.Context {
+	return context.WithValue(ctx, bearerKey{}, &bearerHolder{})
+}
+
+// BearerGrantFrom returns the grant [JWTBearer] recorded for this request, or nil.
+func BearerGrantFrom(ctx context.Context) *BearerGrant {
+	if h, ok := ctx.Value(bearerKey{}).(*bearerHolder); ok {
+		return h.g
+	}
+	return nil
+}
+
+var errNoHolder = errors.New("handlers: jwt-bearer request without WithBearerGrant context")
+
+// CanHandleTokenEndpointRequest implements fosite.TokenEndpointHandler.
+func (h *JWTBearer) CanHandleTokenEndpointRequest(_ context.Context, ar fosite.AccessRequester) bool {
+	return ar.GetGrantTypes().ExactOne(GrantTypeJWTBearer)
+}
+
+// CanSkipClientAuth implements fosite.TokenEndpointHandler.
+func (h *JWTBearer) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return !h.RequireClientAuth
+}
+
+// HandleTokenEndpointRequest implements fosite.TokenEndpointHandler: it verifies the assertion
+// against the issuer's trust and records the [BearerGrant].
+func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	holder, ok := ctx.Value(bearerKey{}).(*bearerHolder)
+	if !ok {
+		return fosite.ErrServerError.WithWrap(errNoHolder).WithDebug(errNoHolder.Error())
+	}
+	client := ar.GetClient()
+	authed := client != nil && client.GetID() != ""
+	switch {
+	case authed && client.IsPublic():
+		// A public client's client_id proves nothing; it would only put a name on the token.
+		return fosite.ErrUnauthorizedClient.WithHint("Public clients may not use the jwt-bearer grant.")
+	case authed && !client.GetGrantTypes().Has(GrantTypeJWTBearer):
+		return fosite.ErrUnauthorizedClient.WithHint("The client is not allowed to use the jwt-bearer grant.")
+	case !authed && h.RequireClientAuth:
+		return fosite.ErrInvalidClient.WithHint("The jwt-bearer grant requires client authentication.")
+	}
+	form := ar.GetRequestForm()
+	if len(form["assertion"]) != 1 || form.Get("assertion") == "" {
+		return fosite.ErrInvalidRequest.WithHint("The 'assertion' parameter is missing.")
+	}
+	now := h.now()
+	a, err := ParseAssertion(form.Get("assertion"))
+	if err != nil {
+		return grantError(err)
+	}
+	trust, err := h.trust(ctx, a, now)
+	if err != nil {
+		return grantError(err)
+	}
+	keys, err := h.Keys.For(ctx, trust.JWKS, trust.JWKSURI)
+	if err != nil {
+		return grantError(err)
+	}
+	maxLife := trust.MaxAssertionLifetime
+	if maxLife <= 0 {
+		maxLife = h.MaxLifetime
+	}
+	if maxLife <= 0 {
+		maxLife = DefaultGrantAssertionLifetime
+	}
+	if err := a.Verify(ctx, keys, AssertionRules{
+		Audiences: h.Audiences, MaxLifetime: maxLife, Leeway: h.Leeway, JTIOptional: trust.JTIOptional, Now: now,
+	}); err != nil {
+		return grantError(err)
+	}
+	sess, ok := ar.GetSession().(*storage.Session)
+	if !ok {
+		return fosite.ErrServerError.WithDebug("handlers: jwt-bearer: session is not a *storage.Session")
+	}
+	sess.SetSubject(a.Subject)
+	g := &BearerGrant{Trust: trust, Assertion: a, ClientAuthenticated: authed, Scopes: trust.Scopes, Resources: trust.Resources}
+	if authed {
+		g.Scopes = Intersect(trust.Scopes, client.GetScopes())
+		g.Resources = Intersect(trust.Resources, client.GetAudience())
+	} else if req, ok := ar.(*fosite.AccessRequest); ok {
+		// RFC 9068 §2.2 wants a client_id: the party that obtained the token is the issuer.
+		req.Client = &fosite.DefaultClient{ID: a.Issuer, GrantTypes: fosite.Arguments{GrantTypeJWTBearer}}
+	}
+	holder.g = g
+	return nil
+}
+
+// trust picks the trust covering a's issuer and subject: a subject-specific one before an
+// any-subject one, an unexpired one before an expired one.
+func (h *JWTBearer) trust(ctx context.Context, a *Assertion, now time.Time) (*storage.Trust, error) {
+	trusts, err := h.Trusts.Trusts(ctx, a.Issuer)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	if len(trusts) == 0 {
+		return nil, reject("the assertion's issuer is not trusted")
+	}
+	var best *storage.Trust
+	rank := func(t *storage.Trust) int {
+		r := 0
+		if t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt) {
+			r += 2
+		}
+		if !t.AllowAnySubject {
+			r++
+		}
+		return r
+	}
+	for i := range trusts {
+		t := &trusts[i]
+		if t.Issuer != a.Issuer || !(t.AllowAnySubject || t.Subject == a.Subject) {
+			continue
+		}
+		if best == nil || rank(t) > rank(best) {
+			best = t
+		}
+	}
+	switch {
+	case best == nil:
+		return nil, reject("the issuer is not trusted to assert this subject")
+	case !best.ExpiresAt.IsZero() && !now.Before(best.ExpiresAt):
+		return nil, reject("the trust in this issuer has expired")
+	}
+	return best, nil
+}
+
+// PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler: it uses the assertion
+// up (atomically; a replay is invalid_grant) and issues the access token.
+func (h *JWTBearer) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
+		return fosite.ErrUnknownRequest
+	}
+	g := BearerGrantFrom(ctx)
+	if g == nil {
+		return fosite.ErrServerError.WithWrap(errNoHolder).WithDebug(errNoHolder.Error())
+	}
+	if err := UseAssertion(ctx, h.JTIs, "jwt-bearer", g.Assertion, h.Leeway); err != nil {
+		return grantError(err)
+	}
+	token, signature, err := h.AccessTokens.GenerateAccessToken(ctx, ar)
+	if err != nil {
+		return err
+	}
+	if g.ClientAuthenticated {
+		if err := h.AccessTokenStorage.CreateAccessTokenSession(ctx, signature, ar.Sanitize(nil)); err != nil {
+			return err
+		}
+	}
+	resp.SetAccessToken(token)
+	resp.SetTokenType("bearer")
+	if exp := ar.GetSession().GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+		resp.SetExpiresIn(exp.Sub(h.now()))
+	}
+	resp.SetScopes(ar.GetGrantedScopes())
+	return nil
+}
+
+func (h *JWTBearer) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// grantError turns a rejection into invalid_grant (RFC 7523 §3.1) and anything else into a
+// server error.
+func grantError(err error) error {
+	var ae *AssertionError
+	if errors.As(err, &ae) {
+		return fosite.ErrInvalidGrant.WithHint(sentence(ae.Reason))
+	}
+	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+}
+
+// sentence capitalizes r and ends it with a period, as fosite's hints read.
+func sentence(r string) string {
+	if r == "" {
+		return r
+	}
+	b := []byte(r)
+	if b[0] >= 'a' && b[0] <= 'z' {
+		b[0] -= 'a' - 'A'
+	}
+	return string(b) + "."
+}
