@@ -68,6 +68,15 @@ func NewRemoteKeySet(ctx context.Context, jwksURL string, cfg KeySetConfig) (*Ke
 		log:         cfg.Logger,
 		base:        context.WithoutCancel(ctx),
 	}
+	if err := r.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &KeySet{src: r}, nil
+}
+
+// setDefaults fills the zero fields of r with their documented defaults and checks the
+// intervals.
+func (r *remoteKeys) setDefaults() error {
 	if r.minInterval == 0 {
 		r.minInterval = DefaultMinRefreshInterval
 	}
@@ -78,7 +87,7 @@ func NewRemoteKeySet(ctx context.Context, jwksURL string, cfg KeySetConfig) (*Ke
 		r.timeout = DefaultFetchTimeout
 	}
 	if r.minInterval < 0 || r.maxInterval < r.minInterval || r.timeout < 0 {
-		return nil, fmt.Errorf("%w: need 0 < MinRefreshInterval <= RefreshInterval and FetchTimeout >= 0", ErrConfig)
+		return fmt.Errorf("%w: need 0 < MinRefreshInterval <= RefreshInterval and FetchTimeout >= 0", ErrConfig)
 	}
 	if r.client == nil {
 		r.client = &http.Client{Timeout: r.timeout}
@@ -89,7 +98,7 @@ func NewRemoteKeySet(ctx context.Context, jwksURL string, cfg KeySetConfig) (*Ke
 	if r.now == nil {
 		r.now = time.Now
 	}
-	return &KeySet{src: r}, nil
+	return nil
 }
 
 // Key returns the key that verifies alg for kid. A kid unknown to the cached set of a remote

@@ -255,23 +255,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 			return nil, fmt.Errorf("%w: JWKSURL: %w", ErrConfig, err)
 		}
 	}
-	if r.minInterval == 0 {
-		r.minInterval = DefaultMinRefreshInterval
-	}
-	if r.maxInterval == 0 {
-		r.maxInterval = DefaultRefreshInterval
-	}
-	if r.timeout == 0 {
-		r.timeout = DefaultFetchTimeout
-	}
-	if r.minInterval < 0 || r.maxInterval < r.minInterval || r.timeout < 0 {
-		return nil, fmt.Errorf("%w: need 0 < MinRefreshInterval <= RefreshInterval and FetchTimeout >= 0", ErrConfig)
-	}
-	if r.client == nil {
-		r.client = &http.Client{Timeout: r.timeout}
-	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+	if err := r.setDefaults(); err != nil {
+		return nil, err
 	}
 	v.keys = r
 	if !cfg.Lazy {
