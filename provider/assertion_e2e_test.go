@@ -334,18 +334,7 @@ func TestJWTBearerConcurrentReplay(t *testing.T) {
 		replayRace(t, as, as)
 	})
 	t.Run("two instances on one postgres", func(t *testing.T) {
-		dsn := postgresDSN(t)
-		secret := testSecret(t)
-		open := func(issuer string) *testAS {
-			st, err := gormstore.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return newASWith(t, st, secret, issuer)
-		}
-		a := open("")
-		b := open(a.issuer)
+		a, b := replicas(t)
 		replayRace(t, a, b)
 	})
 }

@@ -50,10 +50,10 @@ func postgresDSN(t *testing.T) string {
 	return u.String()
 }
 
-// TestTwoInstancesShareOnePostgres runs two providers on one PostgreSQL database, as two
-// replicas would: they agree on the signing keys without talking to each other, and a token
-// from either is valid against the other's JWKS and introspection.
-func TestTwoInstancesShareOnePostgres(t *testing.T) {
+// replicas starts two providers of one issuer on one fresh PostgreSQL database, each with its
+// own connection pool and listener, as two replicas behind a load balancer.
+func replicas(t *testing.T) (a, b *testAS) {
+	t.Helper()
 	dsn := postgresDSN(t)
 	secret := testSecret(t)
 	open := func(issuer string) *testAS {
@@ -64,9 +64,15 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		return newASWith(t, st, secret, issuer)
 	}
-	// Two replicas of one issuer, each on its own listener (as behind a load balancer).
-	a := open("")
-	b := open(a.issuer)
+	a = open("")
+	return a, open(a.issuer)
+}
+
+// TestTwoInstancesShareOnePostgres runs two providers on one PostgreSQL database, as two
+// replicas would: they agree on the signing keys without talking to each other, and a token
+// from either is valid against the other's JWKS and introspection.
+func TestTwoInstancesShareOnePostgres(t *testing.T) {
+	a, b := replicas(t)
 	ta := a.clientCredentials("orders:read", orders)
 	tb := b.clientCredentials("orders:read", orders)
 	// Each token verifies against the other replica's metadata and JWKS.
