@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,60 +14,85 @@ import (
 	"github.com/mandate-dev/mandate/storage"
 )
 
-// benchBackends are the databases the hot paths are measured on.
+// benchBackends are the databases the hot paths are measured on. SQLiteDirect is SQLite with
+// group commit off (every call writes its own row), for comparison.
 func benchBackends() []backend {
 	return []backend{
 		{"SQLite", func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "bench.db") }},
+		{"SQLiteDirect", func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "bench.db") }},
 		{"Postgres", freshPostgres},
 	}
 }
 
-func benchStore(b *testing.B, be backend) *Store {
+func benchStore(b *testing.B, be backend, opts ...Option) *Store {
 	b.Helper()
-	return openT(b, be.fresh(b))
+	if be.name == "SQLiteDirect" {
+		opts = append(opts, WithWriteBatch(1))
+	}
+	return openT(b, be.fresh(b), opts...)
 }
 
-// BenchmarkClientLookup measures Client: one primary-key read and a JSON decode.
+// benchClient is a client_credentials client as the token endpoint reads it.
+func benchClient() *storage.Client {
+	return &storage.Client{ID: "client-1", SecretHash: []byte("0123456789abcdef0123456789abcdef"),
+		GrantTypes: []string{"client_credentials"}, Scopes: []string{"orders:read", "orders:write"},
+		Resources: []string{"https://api.example/"}}
+}
+
+// BenchmarkClientLookup measures Client, as the token endpoint calls it for every request:
+// Cached serves it from memory (the default), Uncached is one primary-key read and a JSON
+// decode.
 func BenchmarkClientLookup(b *testing.B) {
 	for _, be := range benchBackends() {
-		b.Run(be.name, func(b *testing.B) {
-			s := benchStore(b, be)
-			ctx := context.Background()
-			c := &storage.Client{ID: "client-1", SecretHash: []byte("0123456789abcdef0123456789abcdef"),
-				GrantTypes: []string{"client_credentials"}, Scopes: []string{"orders:read", "orders:write"},
-				Resources: []string{"https://api.example/"}}
-			must(b, s.SaveClient(ctx, c))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := s.Client(ctx, "client-1"); err != nil {
-					b.Fatal(err)
+		if be.name == "SQLiteDirect" {
+			continue // reads do not go through the writer
+		}
+		for _, mode := range []struct {
+			name string
+			ttl  time.Duration
+		}{{"Cached", DefaultCacheTTL}, {"Uncached", 0}} {
+			b.Run(be.name+"/"+mode.name, func(b *testing.B) {
+				s := benchStore(b, be, WithCache(mode.ttl))
+				ctx := context.Background()
+				must(b, s.SaveClient(ctx, benchClient()))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := s.Client(ctx, "client-1"); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
+// benchTokenRequest is the request fosite stores for a client_credentials access token.
+func benchTokenRequest(c *storage.Client) *fosite.Request {
+	req := fosite.NewRequest()
+	req.ID = "req-1"
+	req.Client = c
+	req.GrantedScope = fosite.Arguments{"orders:read"}
+	req.GrantedAudience = fosite.Arguments{"https://api.example/"}
+	sess := &storage.Session{Subject: "client-1", AccessToken: map[string]any{
+		"iss": "https://as.example", "aud": "https://api.example/", "scope": "orders:read",
+		"client_id": "client-1", "jti": "0123456789abcdef",
+	}}
+	sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+	req.Session = sess
+	return req
+}
+
 // BenchmarkCreateAccessTokenSession measures the insert fosite does for every issued token,
-// with an RS256-sized signature and a session carrying the token's claims.
+// with an RS256-sized signature and a session carrying the token's claims, from one goroutine.
 func BenchmarkCreateAccessTokenSession(b *testing.B) {
 	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			s := benchStore(b, be)
 			ctx := context.Background()
-			c := &storage.Client{ID: "client-1", Scopes: []string{"orders:read"}}
+			c := benchClient()
 			must(b, s.SaveClient(ctx, c))
-			req := fosite.NewRequest()
-			req.ID = "req-1"
-			req.Client = c
-			req.GrantedScope = fosite.Arguments{"orders:read"}
-			req.GrantedAudience = fosite.Arguments{"https://api.example/"}
-			sess := &storage.Session{Subject: "client-1", AccessToken: map[string]any{
-				"iss": "https://as.example", "aud": "https://api.example/", "scope": "orders:read",
-				"client_id": "client-1", "jti": "0123456789abcdef",
-			}}
-			sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
-			req.Session = sess
+			req := benchTokenRequest(c)
 			sig := strings.Repeat("s", 330)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -77,6 +103,51 @@ func BenchmarkCreateAccessTokenSession(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// parallelism is the number of goroutines per GOMAXPROCS of the parallel benchmarks: a token
+// endpoint under load has many requests in flight per core.
+const parallelism = 8
+
+// runParallel runs op from parallelism×GOMAXPROCS goroutines and reports the throughput
+// (ops/s) and the mean latency one caller sees (µs/call); ns/op is wall time per operation.
+func runParallel(b *testing.B, op func(i int64) error) {
+	b.Helper()
+	var n, lat atomic.Int64
+	b.SetParallelism(parallelism)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t0 := time.Now()
+			if err := op(n.Add(1)); err != nil {
+				b.Error(err)
+				return
+			}
+			lat.Add(int64(time.Since(t0)))
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(float64(lat.Load())/float64(b.N)/1e3, "µs/call")
+}
+
+// BenchmarkCreateAccessTokenSessionParallel is the same insert from many goroutines at once, as
+// under a loaded token endpoint: on SQLite this is where group commit matters.
+func BenchmarkCreateAccessTokenSessionParallel(b *testing.B) {
+	for _, be := range benchBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := benchStore(b, be)
+			ctx := context.Background()
+			c := benchClient()
+			must(b, s.SaveClient(ctx, c))
+			req := benchTokenRequest(c)
+			sig := strings.Repeat("s", 330)
+			runParallel(b, func(i int64) error {
+				return s.CreateAccessTokenSession(ctx, fmt.Sprintf("%s%012d", sig, i), req)
+			})
 		})
 	}
 }
@@ -97,6 +168,20 @@ func BenchmarkUseJTI(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkUseJTIParallel records fresh jtis from many goroutines at once.
+func BenchmarkUseJTIParallel(b *testing.B) {
+	for _, be := range benchBackends() {
+		b.Run(be.name, func(b *testing.B) {
+			s := benchStore(b, be)
+			ctx := context.Background()
+			exp := time.Now().Add(time.Hour)
+			runParallel(b, func(i int64) error {
+				return s.UseJTI(ctx, fmt.Sprintf("https://issuer.example|jti-%d", i), exp)
+			})
 		})
 	}
 }

@@ -92,8 +92,53 @@ func (s *Store) deleteByID(ctx context.Context, table, id string) error {
 	return nil
 }
 
-// Client implements storage.ClientStore: one primary-key read.
+// cacheFor returns the read cache for a read with ctx: nil when there is none or ctx carries a
+// transaction (which may see its own uncommitted writes).
+func (s *Store) cacheFor(ctx context.Context) *readCache {
+	if s.cache == nil || s.txOf(ctx) != nil {
+		return nil
+	}
+	return s.cache
+}
+
+// written invalidates the cached records of a kind (dirtyClients or dirtyResources) after a
+// write; a write inside a transaction invalidates once more when the transaction commits.
+func (s *Store) written(ctx context.Context, kind uint32, clientID string) {
+	if s.cache == nil {
+		return
+	}
+	if st := s.txOf(ctx); st != nil {
+		st.dirty.Or(kind)
+	}
+	if kind == dirtyClients {
+		s.cache.invalidateClient(clientID)
+	} else {
+		s.cache.invalidateResources()
+	}
+}
+
+// Client implements storage.ClientStore: from the read cache (see [WithCache]) or one
+// primary-key read.
 func (s *Store) Client(ctx context.Context, id string) (*storage.Client, error) {
+	c := s.cacheFor(ctx)
+	var gen uint64
+	if c != nil {
+		if v, ok := c.client(id); ok {
+			return v, nil
+		}
+		gen = c.clientGeneration()
+	}
+	v, err := s.readClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		c.putClient(gen, id, v)
+	}
+	return v, nil
+}
+
+func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, error) {
 	data, created, updated, err := readDoc(s.conn(ctx),
 		"SELECT data, created_at, updated_at FROM mandate_clients WHERE id_hash = ?", key(id))
 	if err != nil {
@@ -139,6 +184,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 		return wrap("encode client", err)
 	}
 	now := s.now().UnixNano()
+	defer s.written(ctx, dirtyClients, c.ID)
 	_, err = s.upsert(s.conn(ctx), "mandate_clients",
 		[]string{"id_hash", "data", "created_at", "updated_at"},
 		[]any{key(c.ID), string(data), now, now})
@@ -147,6 +193,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 
 // DeleteClient implements storage.ClientStore.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.written(ctx, dirtyClients, id)
 	return s.deleteByID(ctx, "mandate_clients", id)
 }
 
@@ -171,8 +218,28 @@ func decodeResource(data string, isDefault *int, created, updated time.Time) (*s
 	}, nil
 }
 
-// ResourceServer implements storage.ResourceStore.
+// ResourceServer implements storage.ResourceStore, from the read cache (see [WithCache]) or
+// one primary-key read.
 func (s *Store) ResourceServer(ctx context.Context, identifier string) (*storage.ResourceServer, error) {
+	c := s.cacheFor(ctx)
+	var gen uint64
+	if c != nil {
+		if v, ok := c.resourceServer(identifier); ok {
+			return v, nil
+		}
+		gen = c.resourceGeneration()
+	}
+	v, err := s.readResourceServer(ctx, identifier)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		c.putResourceServer(gen, identifier, v)
+	}
+	return v, nil
+}
+
+func (s *Store) readResourceServer(ctx context.Context, identifier string) (*storage.ResourceServer, error) {
 	var (
 		data             string
 		isDefault        *int
@@ -189,8 +256,28 @@ func (s *Store) ResourceServer(ctx context.Context, identifier string) (*storage
 	return decodeResource(data, isDefault, fromNanos(created), fromNanos(updated))
 }
 
-// ResourceServers implements storage.ResourceStore, ordered by Identifier (byte order).
+// ResourceServers implements storage.ResourceStore, ordered by Identifier (byte order), from the
+// read cache (see [WithCache]) or one query.
 func (s *Store) ResourceServers(ctx context.Context) ([]storage.ResourceServer, error) {
+	c := s.cacheFor(ctx)
+	var gen uint64
+	if c != nil {
+		if v, ok := c.resourceServers(); ok {
+			return v, nil
+		}
+		gen = c.resourceGeneration()
+	}
+	list, err := s.readResourceServers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		c.putResourceServers(gen, list)
+	}
+	return list, nil
+}
+
+func (s *Store) readResourceServers(ctx context.Context) ([]storage.ResourceServer, error) {
 	rows, err := queryRows(s.conn(ctx), "SELECT data, is_default, created_at, updated_at FROM mandate_resource_servers")
 	if err != nil {
 		return nil, wrap("resource servers", err)
@@ -256,9 +343,10 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 			[]any{id, isDefault, string(data), now, now})
 		return err
 	}
+	defer s.written(ctx, dirtyResources, "")
 	// Concurrent default saves collide on the unique index (or deadlock on it): retry a few
 	// times when this call owns the transaction.
-	_, inCallerTx := ctx.Value(txKey{s}).(*txState)
+	inCallerTx := s.txOf(ctx) != nil
 	for attempt := 0; ; attempt++ {
 		err = s.inTx(ctx, save)
 		if inCallerTx || attempt == 4 || !(isUnique(err) || isRetryable(err)) {
@@ -273,6 +361,7 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 
 // DeleteResourceServer implements storage.ResourceStore.
 func (s *Store) DeleteResourceServer(ctx context.Context, identifier string) error {
+	defer s.written(ctx, dirtyResources, "")
 	return s.deleteByID(ctx, "mandate_resource_servers", identifier)
 }
 

@@ -26,6 +26,40 @@
 //   - A transaction begun with [Store.BeginTX] travels in the context; every method uses it.
 //   - Times are stored as UTC; session data is JSON decoded into the caller's prototype.
 //
+// Two things keep the token endpoint's storage cost low:
+//
+//   - Group commit on SQLite. SQLite has one writer at a time, so concurrent token inserts
+//     through separate connections queue on its write lock, each paying a transaction and the
+//     busy handler's sleeps. Instead, a token session created (or a JWT ID used) outside a
+//     caller's transaction joins a queue: a caller that finds nothing being written writes its
+//     row at once; rows queued meanwhile are written by one goroutine, up to [DefaultWriteBatch]
+//     at a time and without waiting for more, in one BEGIN IMMEDIATE ... COMMIT. Every caller
+//     returns only when its own row is committed, with its own result: a duplicate fails that
+//     caller alone (SQLite aborts only the failing statement); any other error of one row rolls
+//     the batch back and its rows are written again one by one; a failed BEGIN or COMMIT fails
+//     the batch's callers, none of whose rows was written. No token is answered before it is
+//     as durable as a single write at the configured synchronous level. Writes inside a caller's transaction go
+//     to that transaction, as always; PostgreSQL and MySQL, whose connections write in parallel,
+//     always write directly. [WithWriteBatch] tunes or disables it; [Store.Close] waits for
+//     queued rows.
+//   - A read cache of clients and resource servers ([WithCache], on by default for
+//     [DefaultCacheTTL]). This store's own writes invalidate it at once (and again when the
+//     transaction they ran in commits); reads inside a transaction bypass it; it returns
+//     copies; it holds at most 10,000 clients and 10,000 resource servers (random eviction);
+//     and it caches only records that exist, so lookups of unknown client IDs always reach the
+//     database and cannot fill memory. The trade-off: with several instances on one database,
+//     a change made through another instance — a client deleted, a secret rotated, a resource
+//     server's policy changed — takes effect here only once the cached copy expires, after at
+//     most the TTL. A single instance never sees stale data. Use WithCache(0) where every
+//     change must take effect everywhere at once, or a short TTL. Writes made with SQL behind the
+//     store's back (through [Store.DB]) are likewise seen only after the TTL.
+//
+// Known limit: [Store.UpdateKeys] retries its compare-and-swap by reading the key set again.
+// Inside a transaction that sees another writer's set only at READ COMMITTED, which
+// [Store.BeginTX] uses on MySQL (and PostgreSQL's default); a handle given to [New] that is
+// itself a MySQL transaction at REPEATABLE READ would retry against its snapshot until
+// [storage.ErrConflict].
+//
 // See https://www.rfc-editor.org/rfc/rfc6749#section-10.5 (one-time authorization codes) and
 // https://www.rfc-editor.org/rfc/rfc7523#section-3 (jti replay protection).
 package gormstore

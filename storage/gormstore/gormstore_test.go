@@ -134,9 +134,9 @@ func freshMySQL(t testing.TB) string {
 	return "mysql://" + cfg.FormatDSN()
 }
 
-func openT(t testing.TB, dsn string) *Store {
+func openT(t testing.TB, dsn string, opts ...Option) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), dsn)
+	s, err := Open(context.Background(), dsn, opts...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

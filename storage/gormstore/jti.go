@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/mandate-dev/mandate/storage"
 )
 
@@ -13,27 +15,28 @@ import (
 // — sharing this pool or not — exactly one wins and the others get storage.ErrJTIUsed. Neither
 // statement raises a unique violation, so a caller's PostgreSQL transaction stays usable.
 func (s *Store) UseJTI(ctx context.Context, jti string, expiresAt time.Time) error {
-	db := s.conn(ctx)
 	h := key(jti)
 	exp := nanos(expiresAt)
-	n, err := exec(db, s.insertIgnore("mandate_jtis", "key_hash, expires_at, uses", "?, ?, 1", "key_hash"), h, exp)
-	if err != nil {
-		return wrap("use jti", err)
-	}
-	if n == 1 {
-		return nil
-	}
-	// uses = uses + 1 makes the row change even when exp equals the old value, so MySQL's
-	// changed-rows count is 1 exactly when the update applied.
-	n, err = exec(db, "UPDATE mandate_jtis SET expires_at = ?, uses = uses + 1 WHERE key_hash = ? AND expires_at <= ?",
-		exp, h, s.now().UnixNano())
-	if err != nil {
-		return wrap("use jti", err)
-	}
-	if n == 1 {
-		return nil
-	}
-	return storage.ErrJTIUsed
+	return s.write(ctx, func(db *gorm.DB) error {
+		n, err := exec(db, s.insertIgnore("mandate_jtis", "key_hash, expires_at, uses", "?, ?, 1", "key_hash"), h, exp)
+		if err != nil {
+			return wrap("use jti", err)
+		}
+		if n == 1 {
+			return nil
+		}
+		// uses = uses + 1 makes the row change even when exp equals the old value, so MySQL's
+		// changed-rows count is 1 exactly when the update applied.
+		n, err = exec(db, "UPDATE mandate_jtis SET expires_at = ?, uses = uses + 1 WHERE key_hash = ? AND expires_at <= ?",
+			exp, h, s.now().UnixNano())
+		if err != nil {
+			return wrap("use jti", err)
+		}
+		if n == 1 {
+			return nil
+		}
+		return storage.ErrJTIUsed
+	})
 }
 
 // defaultBatch is the GC batch size when the caller passes batch <= 0.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,11 @@ type Store struct {
 	dialect dialect
 	now     func() time.Time
 	owned   bool
+
+	writeBatch int
+	cacheTTL   time.Duration
+	writer     *groupWriter // nil: every write goes to the database directly
+	cache      *readCache   // nil: no read cache
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -59,6 +65,26 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithWriteBatch sets the largest number of rows one SQLite group commit writes (default
+// [DefaultWriteBatch]). On SQLite, token sessions created outside a caller's transaction
+// (CreateAccessTokenSession and the other Create*Session methods) and JWT IDs recorded outside
+// one (UseJTI) are written by one writer at a time: rows that concurrent callers queue while a
+// write is under way go together in a single transaction, and every caller still returns only
+// after its own row is committed. n <= 1 turns this off: every call writes its row itself.
+// PostgreSQL and MySQL always write directly.
+func WithWriteBatch(n int) Option {
+	return func(s *Store) { s.writeBatch = n }
+}
+
+// WithCache sets how long a client or resource server read from the database is served from
+// memory (default [DefaultCacheTTL]); ttl <= 0 turns the cache off. This store's own writes
+// invalidate it at once, but a change made by another instance sharing the database (or by SQL
+// behind the store's back) is seen only after up to ttl: a client deleted there keeps
+// authenticating here until then, and a secret rotated there is accepted here only then.
+func WithCache(ttl time.Duration) Option {
+	return func(s *Store) { s.cacheTTL = ttl }
+}
+
 // New wraps db, which must use the postgres, mysql or a sqlite dialector, migrates the schema
 // and returns the store. db's own configuration (logger, prepared statements) is kept, except
 // that single writes run without gorm's default transaction. [Store.Close] does not close db.
@@ -69,7 +95,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("gormstore: nil *gorm.DB")
 	}
-	s := &Store{now: time.Now}
+	s := &Store{now: time.Now, writeBatch: DefaultWriteBatch, cacheTTL: DefaultCacheTTL}
 	switch name := db.Dialector.Name(); name {
 	case "sqlite", "sqlite3":
 		s.dialect = dialectSQLite
@@ -86,6 +112,12 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	s.db = db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true})
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
+	}
+	if s.dialect == dialectSQLite && s.writeBatch > 1 {
+		s.writer = newGroupWriter(s.db, s.writeBatch)
+	}
+	if s.cacheTTL > 0 {
+		s.cache = newReadCache(s.cacheTTL)
 	}
 	return s, nil
 }
@@ -166,9 +198,15 @@ func parseDSN(dsn string) (dialect, string, error) {
 // DB returns the underlying gorm handle (for example for health checks).
 func (s *Store) DB() *gorm.DB { return s.db }
 
-// Close closes the connection pool if [Open] created it; a store made by [New] leaves the
-// caller's *gorm.DB open.
+// Close waits for the writes queued for a group commit, then closes the connection pool if
+// [Open] created it; a store made by [New] leaves the caller's *gorm.DB open.
 func (s *Store) Close() error {
+	if s.writer != nil {
+		s.writer.close()
+	}
+	if s.cache != nil {
+		s.cache.close()
+	}
 	if !s.owned {
 		return nil
 	}
@@ -188,7 +226,15 @@ type txKey struct{ s *Store }
 
 type txState struct {
 	tx *gorm.DB
+	// dirty records what the transaction wrote that the read cache holds (dirtyClients,
+	// dirtyResources): invalidated again once the transaction commits.
+	dirty atomic.Uint32
 }
+
+const (
+	dirtyClients = 1 << iota
+	dirtyResources
+)
 
 // BeginTX implements fosite's storage.Transactional: it starts a transaction and returns a
 // context carrying it. Every method called with that context (or one derived from it) runs in
@@ -210,7 +256,18 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !ok {
 		return errors.New("gormstore: commit: no transaction in context")
 	}
-	if err := st.tx.Commit().Error; err != nil {
+	err := st.tx.Commit().Error
+	// Readers outside the transaction may have cached the old rows meanwhile.
+	if s.cache != nil {
+		d := st.dirty.Load()
+		if d&dirtyClients != 0 {
+			s.cache.invalidateClients()
+		}
+		if d&dirtyResources != 0 {
+			s.cache.invalidateResources()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("gormstore: commit: %w", err)
 	}
 	return nil
@@ -226,6 +283,27 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return fmt.Errorf("gormstore: rollback: %w", err)
 	}
 	return nil
+}
+
+// txOf returns the transaction of this store carried by ctx, or nil.
+func (s *Store) txOf(ctx context.Context) *txState {
+	st, _ := ctx.Value(txKey{s}).(*txState)
+	return st
+}
+
+// write runs a single-row write: through the group-commit writer when there is one and ctx
+// carries no transaction, else on the transaction or the pool.
+func (s *Store) write(ctx context.Context, op writeOp) error {
+	st := s.txOf(ctx)
+	if st == nil && s.writer != nil {
+		if queued, err := s.writer.do(ctx, op); queued {
+			return err
+		}
+	}
+	if st != nil {
+		return op(st.tx.WithContext(ctx))
+	}
+	return op(s.db.WithContext(ctx))
 }
 
 // conn returns the transaction carried by ctx, or the pool.

@@ -120,18 +120,19 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	if kind == kindRefresh {
 		access = key(accessSignature)
 	}
-	active := 1
-	_, err = exec(s.conn(ctx),
-		`INSERT INTO mandate_tokens (kind, signature, request_hash, active, expires_at, access_signature, request, session)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		kind, key(signature), key(rec.ID), active, nanos(exp), access, string(reqJSON), string(sessJSON))
-	if err != nil {
-		if isUnique(err) {
-			return fmt.Errorf("gormstore: token session already exists: %w", storage.ErrConflict)
+	args := []any{kind, key(signature), key(rec.ID), 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
+	return s.write(ctx, func(db *gorm.DB) error {
+		_, err := exec(db,
+			`INSERT INTO mandate_tokens (kind, signature, request_hash, active, expires_at, access_signature, request, session)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("gormstore: token session already exists: %w", storage.ErrConflict)
+			}
+			return wrap("create token session", err)
 		}
-		return wrap("create token session", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // getToken reads a row and rebuilds its request; active reports the row's flag.

@@ -14,7 +14,8 @@
 // together with the request, fosite.ErrSerializationFailure), nil session prototypes, UTC times,
 // aliasing, garbage collection, transactions, hostile input, and races: of many concurrent
 // callers of InvalidateAuthorizeCodeSession, RotateRefreshToken, UseJTI and UpdateKeys exactly
-// the right number win, and the test fails otherwise.
+// the right number win, concurrent token creates are all stored (one winner per signature),
+// and the test fails otherwise.
 //
 // Times are compared as instants ([time.Time.Equal]) and must come back in UTC.
 package storagetest

@@ -159,6 +159,64 @@ func testRaceRotateTx(t *testing.T, s storage.Store) {
 	}
 }
 
+// testRaceCreate creates token sessions from many goroutines at once, as a loaded token
+// endpoint does: every distinct signature is stored and readable, and of the callers creating
+// the same signature exactly one succeeds and the others get ErrConflict.
+func testRaceCreate(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	client := mustSaveClient(t, s, "c1")
+	const each = 8
+	sigs := make([][]string, Races)
+	for i := range sigs {
+		for range each {
+			sigs[i] = append(sigs[i], bigSig())
+		}
+	}
+	shared := bigSig()
+	reqs := make([]*fosite.Request, Races)
+	for i := range reqs {
+		reqs[i] = newRequest(t, client)
+	}
+	errs := start(Races, func(i int) error {
+		for j, sig := range sigs[i] {
+			if j == each/2 {
+				if err := s.CreateAccessTokenSession(ctx, shared, reqs[i]); err != nil && !errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("shared signature: %w", err)
+				} else if err == nil {
+					sigs[i] = append(sigs[i], shared)
+				}
+			}
+			if err := s.CreateAccessTokenSession(ctx, sig, reqs[i]); err != nil {
+				return fmt.Errorf("create %d: %w", j, err)
+			}
+		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", i, err)
+		}
+	}
+	owners := 0
+	for i := range sigs {
+		if len(sigs[i]) > each {
+			owners++
+		}
+		for _, sig := range sigs[i] {
+			got, err := s.GetAccessTokenSession(ctx, sig, nil)
+			if err != nil {
+				t.Fatalf("token of goroutine %d after the race: %v", i, err)
+			}
+			if got.GetID() != reqs[i].ID {
+				t.Errorf("token of goroutine %d holds request %q, want %q", i, got.GetID(), reqs[i].ID)
+			}
+		}
+	}
+	if owners != 1 {
+		t.Errorf("%d of %d concurrent creates of one signature succeeded, want exactly 1", owners, Races)
+	}
+}
+
 func testRaceJTI(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)

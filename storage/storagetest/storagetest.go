@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Race/InvalidateAuthorizeCodeInTx", testRaceInvalidateTx},
 		{"Race/RotateRefreshToken", testRaceRotate},
 		{"Race/RotateRefreshTokenInTx", testRaceRotateTx},
+		{"Race/CreateTokenSessions", testRaceCreate},
 		{"Race/UseJTI", testRaceJTI},
 		{"Race/UseJTIExpiredTakeover", testRaceJTIExpired},
 		{"Race/UpdateKeys", testRaceKeys},
