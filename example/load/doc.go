@@ -1,0 +1,19 @@
+// Command load drives an authorization server's token endpoint with client_credentials requests
+// over HTTP and reports tokens per second, latency percentiles, errors by status, a verified
+// sample of the tokens and, optionally, the target process's resident memory over the run.
+// It talks to loopback addresses only, and every run is bounded in count (-n) and time (-d).
+//
+//	go build -o /tmp/mandate-example ./example && /tmp/mandate-example -data /tmp/m &
+//	go run ./example/load -url http://127.0.0.1:9400/token -client demo-client \
+//	    -secret "$(cat /tmp/m/demo-client.secret)" -resource http://127.0.0.1:9401/ \
+//	    -scope orders:read -c 16 -d 20s -verify 100 -pid $!
+//
+// The subcommand serve-baseline runs plain fosite v0.49 (its own JWT strategy, memory store, a
+// cheap secret hash) as a comparison target on the same machine:
+//
+//	go run ./example/load serve-baseline -addr 127.0.0.1:9500 -alg ES256 -secret S &
+//	go run ./example/load -url http://127.0.0.1:9500/oauth2/token -client demo-client -secret S …
+//
+// The baseline's memory store keeps every token it issues, so its memory grows with the run;
+// that is fosite's example store, not something to compare memory against.
+package main

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Bounds of a run.
+const (
+	maxConcurrency = 1024
+	maxRequests    = 10_000_000
+	maxDuration    = 10 * time.Minute
+	maxVerify      = 10_000
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "serve-baseline" {
+		err = serveBaseline(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the load generator's flags.
+type options struct {
+	url, client, secret, resource, scope, jwks string
+	concurrency, requests, verify, pid         int
+	duration                                   time.Duration
+	json                                       bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:9400/token", "token endpoint (loopback only)")
+	fs.StringVar(&o.client, "client", "demo-client", "client_id (HTTP Basic)")
+	fs.StringVar(&o.secret, "secret", "", "client secret (default: $LOAD_CLIENT_SECRET)")
+	fs.StringVar(&o.resource, "resource", "", "RFC 8707 resource parameter (optional)")
+	fs.StringVar(&o.scope, "scope", "", "scope parameter (optional)")
+	fs.IntVar(&o.concurrency, "c", 16, fmt.Sprintf("concurrent clients, each on its own keep-alive connection (1–%d)", maxConcurrency))
+	fs.IntVar(&o.requests, "n", 1_000_000, fmt.Sprintf("maximum number of requests (1–%d)", maxRequests))
+	fs.DurationVar(&o.duration, "d", 10*time.Second, fmt.Sprintf("maximum duration (up to %s)", maxDuration))
+	fs.IntVar(&o.verify, "verify", 0, fmt.Sprintf("verify the signature and claims of a random sample of this many tokens (0–%d)", maxVerify))
+	fs.StringVar(&o.jwks, "jwks", "", "JWKS URL for -verify (default: jwks_uri from the RFC 8414 metadata of the tokens' issuer)")
+	fs.IntVar(&o.pid, "pid", 0, "process id of the target: report its resident memory (VmRSS) every second and its CPU time")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.secret == "" {
+		o.secret = os.Getenv("LOAD_CLIENT_SECRET")
+	}
+	var errs []error
+	if err := checkLoopbackURL(o.url); err != nil {
+		errs = append(errs, fmt.Errorf("-url: %w", err))
+	}
+	if o.jwks != "" {
+		if err := checkLoopbackURL(o.jwks); err != nil {
+			errs = append(errs, fmt.Errorf("-jwks: %w", err))
+		}
+	}
+	if o.client == "" || o.secret == "" {
+		errs = append(errs, errors.New("-client and -secret (or $LOAD_CLIENT_SECRET) are required"))
+	}
+	if o.concurrency < 1 || o.concurrency > maxConcurrency {
+		errs = append(errs, fmt.Errorf("-c must be between 1 and %d", maxConcurrency))
+	}
+	if o.requests < 1 || o.requests > maxRequests {
+		errs = append(errs, fmt.Errorf("-n must be between 1 and %d", maxRequests))
+	}
+	if o.duration <= 0 || o.duration > maxDuration {
+		errs = append(errs, fmt.Errorf("-d must be positive and at most %s", maxDuration))
+	}
+	if o.verify < 0 || o.verify > maxVerify {
+		errs = append(errs, fmt.Errorf("-verify must be between 0 and %d", maxVerify))
+	}
+	if o.pid < 0 {
+		errs = append(errs, errors.New("-pid must be a process id"))
+	}
+	return o, errors.Join(errs...)
+}
+
+// checkLoopbackURL accepts http(s) URLs whose host is a loopback address or "localhost".
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q is not an http(s) URL", raw)
+	}
+	if !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("%q is not a loopback address; this tool only loads the local machine", u.Hostname())
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newHTTPClient keeps one idle connection per worker and refuses, at dial time, any address
+// that is not loopback (so neither a redirect nor a metadata document can send it elsewhere).
+func newHTTPClient(concurrency int) *http.Client {
+	d := &net.Dialer{
+		Timeout: 5 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil || !isLoopbackHost(host) {
+				return fmt.Errorf("refusing to connect to non-loopback address %s", address)
+			}
+			return nil
+		},
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:         d.DialContext,
+			MaxIdleConns:        concurrency,
+			MaxIdleConnsPerHost: concurrency,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+}
+
+// worker is one client's share of the results.
+type worker struct {
+	latencies []time.Duration // of successful requests
+	statuses  map[string]int  // failures by status ("401", "transport", "200 without token")
+	firstErr  string          // one example failure, for the report
+	sample    []string        // reservoir of tokens (Algorithm R)
+	seen      int             // successful requests, for the reservoir
+}
+
+// Report is what a run measured.
+type Report struct {
+	URL         string         `json:"url"`
+	Concurrency int            `json:"concurrency"`
+	Elapsed     float64        `json:"elapsed_seconds"`
+	Requests    int            `json:"requests"`
+	OK          int            `json:"ok"`
+	TokensPerS  float64        `json:"tokens_per_second"`
+	P50         float64        `json:"p50_ms"`
+	P90         float64        `json:"p90_ms"`
+	P99         float64        `json:"p99_ms"`
+	Max         float64        `json:"max_ms"`
+	Errors      map[string]int `json:"errors,omitempty"`
+	FirstError  string         `json:"first_error,omitempty"`
+	Verify      *VerifyReport  `json:"verify,omitempty"`
+	RSS         *RSSReport     `json:"rss,omitempty"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	client := newHTTPClient(o.concurrency)
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if o.scope != "" {
+		form.Set("scope", o.scope)
+	}
+	if o.resource != "" {
+		form.Set("resource", o.resource)
+	}
+	body := []byte(form.Encode())
+	// RFC 6749 §2.3.1: client_id and secret are form-encoded before Basic encoding.
+	user, pass := url.QueryEscape(o.client), url.QueryEscape(o.secret)
+
+	var rss *rssSampler
+	if o.pid > 0 {
+		if rss, err = startRSS(o.pid); err != nil {
+			return err
+		}
+	}
+
+	perWorker := (o.verify + o.concurrency - 1) / o.concurrency
+	workers := make([]*worker, o.concurrency)
+	var started atomic.Int64
+	start := time.Now()
+	deadline := start.Add(o.duration)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &worker{statuses: map[string]int{}}
+		workers[i] = w
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			var buf bytes.Buffer
+			for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= int64(o.requests) {
+				t0 := time.Now()
+				status, err := w.request(ctx, client, o.url, body, user, pass, &buf)
+				lat := time.Since(t0)
+				switch {
+				case err != nil:
+					w.fail("transport", err.Error())
+				case status != http.StatusOK:
+					w.fail(strconv.Itoa(status), fmt.Sprintf("status %d: %.200s", status, buf.Bytes()))
+				default:
+					tok := accessToken(buf.Bytes())
+					if tok == "" {
+						w.fail("200 without access_token", fmt.Sprintf("%.200s", buf.Bytes()))
+						continue
+					}
+					w.latencies = append(w.latencies, lat)
+					w.keep(tok, perWorker, rng)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	rep := Report{URL: o.url, Concurrency: o.concurrency, Elapsed: elapsed.Seconds(), Errors: map[string]int{}}
+	var lats []time.Duration
+	var sample []string
+	for _, w := range workers {
+		lats = append(lats, w.latencies...)
+		sample = append(sample, w.sample...)
+		for k, v := range w.statuses {
+			rep.Errors[k] += v
+			rep.Requests += v
+		}
+		if rep.FirstError == "" {
+			rep.FirstError = w.firstErr
+		}
+	}
+	rep.OK = len(lats)
+	rep.Requests += rep.OK
+	rep.TokensPerS = float64(rep.OK) / elapsed.Seconds()
+	slices.Sort(lats)
+	rep.P50, rep.P90, rep.P99 = ms(percentile(lats, 50)), ms(percentile(lats, 90)), ms(percentile(lats, 99))
+	if len(lats) > 0 {
+		rep.Max = ms(lats[len(lats)-1])
+	}
+	if rss != nil {
+		rep.RSS = rss.stop()
+	}
+	if o.verify > 0 && len(sample) > 0 {
+		if len(sample) > o.verify {
+			sample = sample[:o.verify]
+		}
+		rep.Verify = verifySample(ctx, client, sample, o.jwks, o.resource)
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.print(stdout)
+	return nil
+}
+
+// request posts the token request and leaves the response body in buf.
+func (w *worker) request(ctx context.Context, c *http.Client, target string, body []byte, user, pass string, buf *bytes.Buffer) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, pass)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+func (w *worker) fail(kind, msg string) {
+	w.statuses[kind]++
+	if w.firstErr == "" {
+		w.firstErr = msg
+	}
+}
+
+// keep adds tok to the worker's reservoir of size k.
+func (w *worker) keep(tok string, k int, rng *rand.Rand) {
+	w.seen++
+	switch {
+	case k == 0:
+	case len(w.sample) < k:
+		w.sample = append(w.sample, tok)
+	default:
+		if j := rng.IntN(w.seen); j < k {
+			w.sample[j] = tok
+		}
+	}
+}
+
+// accessToken returns the access_token member of a token response, or "".
+func accessToken(body []byte) string {
+	var r struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return ""
+	}
+	return r.AccessToken
+}
+
+// percentile returns the p-th percentile (nearest rank) of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p/100+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *Report) print(w io.Writer) {
+	fmt.Fprintf(w, "target    %s  (%d concurrent clients, %.1fs)\n", r.URL, r.Concurrency, r.Elapsed)
+	fmt.Fprintf(w, "tokens    %d of %d requests  %.0f tokens/s\n", r.OK, r.Requests, r.TokensPerS)
+	fmt.Fprintf(w, "latency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", r.P50, r.P90, r.P99, r.Max)
+	if len(r.Errors) > 0 {
+		keys := make([]string, 0, len(r.Errors))
+		for k := range r.Errors {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s: %d", k, r.Errors[k]))
+		}
+		fmt.Fprintf(w, "errors    %s\n          e.g. %s\n", strings.Join(parts, ", "), r.FirstError)
+	}
+	if v := r.Verify; v != nil {
+		fmt.Fprintf(w, "verified  %d of %d sampled tokens (keys from %s; typ %s)\n", v.Valid, v.Checked, v.KeysFrom, strings.Join(v.Types, ", "))
+		for _, e := range v.Failures {
+			fmt.Fprintf(w, "          %s\n", e)
+		}
+	}
+	if s := r.RSS; s != nil {
+		fmt.Fprintf(w, "rss       pid %d: start %.1f MB, end %.1f MB, min %.1f MB, max %.1f MB\n", s.PID, s.StartMB, s.EndMB, s.MinMB, s.MaxMB)
+		var parts []string
+		for _, m := range s.SamplesMB {
+			parts = append(parts, strconv.FormatFloat(m, 'f', 1, 64))
+		}
+		fmt.Fprintf(w, "          every second: %s\n", strings.Join(parts, " "))
+		if s.CPUSeconds > 0 {
+			fmt.Fprintf(w, "cpu       pid %d: %.1f CPU-seconds, %.0f tokens per CPU-second\n", s.PID, s.CPUSeconds, float64(r.OK)/s.CPUSeconds)
+		}
+	}
+}

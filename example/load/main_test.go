@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+func TestParseFlags(t *testing.T) {
+	base := []string{"-secret", "s3cret-0123456789"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // substring of the error; "" for none
+	}{
+		{"defaults", nil, ""},
+		{"ipv6 loopback", []string{"-url", "http://[::1]:9400/token"}, ""},
+		{"localhost", []string{"-url", "https://localhost/token"}, ""},
+		{"remote host", []string{"-url", "https://auth.example.com/token"}, "not a loopback"},
+		{"private address", []string{"-url", "http://10.0.0.1/token"}, "not a loopback"},
+		{"not http", []string{"-url", "ftp://127.0.0.1/token"}, "not an http"},
+		{"remote jwks", []string{"-jwks", "https://keys.example.com/jwks"}, "-jwks"},
+		{"no concurrency", []string{"-c", "0"}, "-c"},
+		{"too many clients", []string{"-c", "5000"}, "-c"},
+		{"unbounded count", []string{"-n", "0"}, "-n"},
+		{"too long", []string{"-d", "11m"}, "-d"},
+		{"verify too many", []string{"-verify", "100000"}, "-verify"},
+		{"stray argument", []string{"extra"}, "unexpected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(append(append([]string{}, base...), tc.args...), io.Discard)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("secret required", func(t *testing.T) {
+		t.Setenv("LOAD_CLIENT_SECRET", "")
+		if _, err := parseFlags(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "-secret") {
+			t.Fatalf("error %v, want a missing secret", err)
+		}
+	})
+}
+
+// startBaseline serves the fosite baseline on a loopback httptest server.
+func startBaseline(t *testing.T, alg, secret string) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + srv.Listener.Addr().String() + "/oauth2"
+	h, err := newBaseline(baselineConfig{Issuer: issuer, Alg: alg, Client: "c1", Secret: secret,
+		Resources: []string{"https://rs.example/"}, Scopes: []string{"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return issuer
+}
+
+func runJSON(t *testing.T, args ...string) Report {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), append(args, "-json"), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("report: %v: %s", err, out.Bytes())
+	}
+	return r
+}
+
+func TestRunAgainstBaseline(t *testing.T) {
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		t.Run(alg, func(t *testing.T) {
+			issuer := startBaseline(t, alg, "right-secret-0123456789")
+			r := runJSON(t, "-url", issuer+"/token", "-client", "c1", "-secret", "right-secret-0123456789",
+				"-resource", "https://rs.example/", "-scope", "read", "-c", "4", "-n", "60", "-d", "30s",
+				"-verify", "10", "-pid", itoa(os.Getpid()))
+			if r.OK != 60 || r.Requests != 60 || len(r.Errors) != 0 {
+				t.Fatalf("ok %d of %d, errors %v (%s)", r.OK, r.Requests, r.Errors, r.FirstError)
+			}
+			if r.TokensPerS <= 0 || r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 {
+				t.Fatalf("implausible figures %+v", r)
+			}
+			if v := r.Verify; v == nil || v.Checked != 10 || v.Valid != 10 || !strings.HasSuffix(v.KeysFrom, "/oauth2/jwks.json") {
+				t.Fatalf("verify %+v", r.Verify)
+			}
+			if r.RSS == nil || len(r.RSS.SamplesMB) < 2 || r.RSS.MinMB <= 0 || r.RSS.CPUSeconds < 0 {
+				t.Fatalf("rss %+v", r.RSS)
+			}
+		})
+	}
+	t.Run("wrong secret", func(t *testing.T) {
+		issuer := startBaseline(t, "ES256", "right-secret-0123456789")
+		r := runJSON(t, "-url", issuer+"/token", "-client", "c1", "-secret", "wrong-secret-0123456789", "-c", "2", "-n", "10", "-verify", "5")
+		if r.OK != 0 || r.Errors["401"] != 10 || r.Verify != nil {
+			t.Fatalf("ok %d, errors %v, verify %+v", r.OK, r.Errors, r.Verify)
+		}
+	})
+}
+
+func TestVerifyToken(t *testing.T) {
+	issuer := startBaseline(t, "EdDSA", "right-secret-0123456789")
+	c := newHTTPClient(1)
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader("grant_type=client_credentials&resource=https%3A%2F%2Frs.example%2F"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("c1", "right-secret-0123456789")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tok := accessToken(body)
+	if tok == "" {
+		t.Fatalf("no token: %s", body)
+	}
+	var set jose.JSONWebKeySet
+	if err := getJSON(context.Background(), c, issuer+"/jwks.json", &set); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name, iss, aud string
+		at             time.Time
+		ok             bool
+	}{
+		{"valid", issuer, "https://rs.example/", now, true},
+		{"any iss, any aud", "", "", now, true},
+		{"other audience", issuer, "https://other.example/", now, false},
+		{"other issuer", "http://127.0.0.1:1/oauth2", "", now, false},
+		{"expired", issuer, "", now.Add(time.Hour), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			typ, err := verifyToken(tok, &set, tc.iss, tc.aud, tc.at)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err %v, want ok %v", err, tc.ok)
+			}
+			if typ != "JWT" {
+				t.Fatalf("typ %q", typ)
+			}
+		})
+	}
+	if _, err := verifyToken(tok, &jose.JSONWebKeySet{}, "", "", now); err == nil {
+		t.Fatal("verified without the key")
+	}
+}
+
+func TestVerifyTokenRefuses(t *testing.T) {
+	set := &jose.JSONWebKeySet{}
+	for _, tok := range []string{"", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", strings.Repeat("x", 100)} {
+		if _, err := verifyToken(tok, set, "", "", time.Now()); err == nil {
+			t.Fatalf("token %q verified", tok)
+		}
+	}
+}
+
+func FuzzVerifyToken(f *testing.F) {
+	f.Add("eyJhbGciOiJFUzI1NiJ9.e30.AAAA")
+	f.Add("a.b.c")
+	set := &jose.JSONWebKeySet{}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if _, err := verifyToken(tok, set, "iss", "aud", time.Now()); err == nil {
+			t.Fatal("verified without keys")
+		}
+		_, _ = unverifiedIssuer(tok)
+		_ = accessToken([]byte(tok))
+	})
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
