@@ -287,6 +287,13 @@ func (m *memJTIs) UseJTI(_ context.Context, key string, exp time.Time) error {
 	return nil
 }
 
+func (m *memJTIs) JTIUsed(_ context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.used[key]
+	return ok && e.After(time.Now()), nil
+}
+
 func TestUseAssertion(t *testing.T) {
 	now := time.Now()
 	k := newKey(t, jose.ES256, "k1")

@@ -10,8 +10,8 @@ package provider_test
 //	go test -run '^$' -bench 'BenchmarkIssue$|FositeBaseline' -benchmem -count 3 ./provider/
 //	go test -run '^$' -bench 'IssueParallel' -count 3 ./provider/
 //
-// The storage variants "no-row" and "no-row-cached" wrap the store to measure design changes
-// before they are made (see benchVariants); only "persisted-sqlite" is mandate as shipped.
+// The variants (see benchVariants) are the shipped default, which persists every access token
+// in the embedded SQLite file, and Config.StatelessAccessTokens.
 
 import (
 	"context"
@@ -34,7 +34,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,72 +62,25 @@ var benchAlgs = []string{"ES256", "EdDSA", "RS256"}
 // benchResource is the resource server whose tokens are signed with alg.
 func benchResource(alg string) string { return "https://" + strings.ToLower(alg) + ".example.com/" }
 
-// benchVariants are the storage set-ups of the mandate token endpoint. Only "persisted-sqlite"
-// is the shipped configuration; the others wrap the store to measure what a design change
-// would save before it is made.
+// benchVariants are the set-ups of the mandate token endpoint.
 var benchVariants = []string{
-	"persisted-sqlite",     // the embedded SQLite file (WAL, synchronous=NORMAL): one row per token
+	"persisted-sqlite",     // the default: one row per token in the embedded SQLite file (WAL, synchronous=NORMAL)
 	"persisted-sqlite-mem", // the same through gorm on an in-memory SQLite: gorm + SQL without the disk
-	"no-row",               // prototype: no access-token row (as with persistence switched off)
-	"no-row-cached",        // prototype: no row, client and resource server cached in memory
+	"stateless",            // Config.StatelessAccessTokens: no row per access token
 }
 
 // benchStore returns the store of a variant.
 func benchStore(b testing.TB, variant string) storage.Store {
 	b.Helper()
-	switch variant {
-	case "persisted-sqlite":
-		return newStore(b)
-	case "persisted-sqlite-mem":
+	if variant == "persisted-sqlite-mem" {
 		st, err := gormstore.Open(context.Background(), "sqlite::memory:")
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { st.Close() })
 		return st
-	case "no-row":
-		return noRowStore{Store: newStore(b)}
-	case "no-row-cached":
-		return &cachedStore{Store: noRowStore{Store: newStore(b)}}
 	}
-	b.Fatalf("unknown variant %q", variant)
-	return nil
-}
-
-// noRowStore drops access-token sessions: the cost of the token endpoint without its row.
-type noRowStore struct{ storage.Store }
-
-func (noRowStore) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
-	return nil
-}
-
-// cachedStore keeps clients and resource servers in memory after their first read (no
-// invalidation: a benchmark never changes them).
-type cachedStore struct {
-	storage.Store
-	clients, resources sync.Map
-}
-
-func (s *cachedStore) Client(ctx context.Context, id string) (*storage.Client, error) {
-	if c, ok := s.clients.Load(id); ok {
-		return c.(*storage.Client), nil
-	}
-	c, err := s.Store.Client(ctx, id)
-	if err == nil {
-		s.clients.Store(id, c)
-	}
-	return c, err
-}
-
-func (s *cachedStore) ResourceServer(ctx context.Context, id string) (*storage.ResourceServer, error) {
-	if rs, ok := s.resources.Load(id); ok {
-		return rs.(*storage.ResourceServer), nil
-	}
-	rs, err := s.Store.ResourceServer(ctx, id)
-	if err == nil {
-		s.resources.Store(id, rs)
-	}
-	return rs, err
+	return newStore(b)
 }
 
 // benchAS is a mandate provider with one client that may get tokens for one resource server
@@ -140,14 +92,15 @@ type benchAS struct {
 
 // newBenchAS starts a provider on st. The client's secret is generated; bcryptCost 0 stores it
 // under mandate's keyed hash, any other cost as a bcrypt hash of that cost.
-func newBenchAS(b testing.TB, st storage.Store, bcryptCost int) *benchAS {
+func newBenchAS(b testing.TB, st storage.Store, bcryptCost int, variant ...string) *benchAS {
 	b.Helper()
 	p, err := provider.New(context.Background(), provider.Config{
-		Issuer:            benchIssuer,
-		Secret:            testSecret(b),
-		Storage:           st,
-		SigningAlgorithms: benchAlgs,
-		GCInterval:        -1,
+		Issuer:                benchIssuer,
+		Secret:                testSecret(b),
+		Storage:               st,
+		SigningAlgorithms:     benchAlgs,
+		GCInterval:            -1,
+		StatelessAccessTokens: len(variant) > 0 && variant[0] == "stateless",
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -432,7 +385,7 @@ func BenchmarkIssue(b *testing.B) {
 	for _, alg := range benchAlgs {
 		for _, variant := range benchVariants {
 			b.Run(alg+"/"+variant, func(b *testing.B) {
-				e := newBenchAS(b, benchStore(b, variant), 0).endpoint()
+				e := newBenchAS(b, benchStore(b, variant), 0, variant).endpoint()
 				tok, err := e.issue(alg)
 				if err != nil {
 					b.Fatal(err)
@@ -457,7 +410,7 @@ func BenchmarkIssueSolo(b *testing.B) {
 	for _, alg := range benchAlgs {
 		for _, variant := range benchVariants {
 			b.Run(alg+"/"+variant, func(b *testing.B) {
-				e := newBenchAS(b, benchStore(b, variant), 0).endpoint()
+				e := newBenchAS(b, benchStore(b, variant), 0, variant).endpoint()
 				c := endpointContender("mandate", e, alg)
 				b.ReportAllocs()
 				for b.Loop() {
@@ -495,7 +448,7 @@ func BenchmarkFositeBaseline(b *testing.B) {
 func BenchmarkIssueParallel(b *testing.B) {
 	for _, alg := range benchAlgs {
 		for _, g := range []int{0, 16} {
-			for _, target := range []string{"persisted-sqlite", "no-row", "no-row-cached", "fosite", "gojose"} {
+			for _, target := range []string{"persisted-sqlite", "stateless", "fosite", "gojose"} {
 				name := fmt.Sprintf("%s/g%d/%s", alg, max(g, runtime.GOMAXPROCS(0)), target)
 				b.Run(name, func(b *testing.B) {
 					var issue func() error
@@ -510,7 +463,7 @@ func BenchmarkIssueParallel(b *testing.B) {
 						e := newFositeBaseline(b, alg)
 						issue = func() error { _, err := e.issue(alg); return err }
 					default:
-						e := newBenchAS(b, benchStore(b, target), 0).endpoint()
+						e := newBenchAS(b, benchStore(b, target), 0, target).endpoint()
 						issue = func() error { _, err := e.issue(alg); return err }
 					}
 					if err := issue(); err != nil {

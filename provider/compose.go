@@ -53,7 +53,8 @@ func (p *Provider) compose() error {
 		return err
 	}
 	tokens := &accessTokens{JWT: jwt, defaultTTL: cfg.AccessTokenTTL}
-	store := &fositeStore{TokenStore: p.store, clients: p.store, jtis: p.store, now: cfg.Now}
+	store := &fositeStore{TokenStore: p.store, clients: p.store, jtis: p.store, now: cfg.Now, stateless: cfg.StatelessAccessTokens}
+	p.tokens = tokens
 
 	explicit := &oauth2.AuthorizeExplicitGrantHandler{
 		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, AuthorizeCodeStrategy: tokens,
@@ -181,6 +182,17 @@ type fositeStore struct {
 	clients storage.ClientStore
 	jtis    storage.JTIStore
 	now     func() time.Time
+	// stateless: access tokens get no row (Config.StatelessAccessTokens).
+	stateless bool
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage; with stateless access tokens
+// it writes nothing: the token is its own record.
+func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	if s.stateless {
+		return nil
+	}
+	return s.TokenStore.CreateAccessTokenSession(ctx, signature, req)
 }
 
 var (

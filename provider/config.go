@@ -68,6 +68,15 @@ type Config struct {
 	// and resource servers allow is granted (first-party use).
 	Consenter Consenter
 
+	// StatelessAccessTokens stops persisting access tokens: no row per token, so issuance
+	// costs little more than the signature. Introspection then validates the JWT itself, and
+	// revoking an access token records its jti in a deny list (JTIStore) that introspection
+	// consults until the token expires. What is lost: revoking a refresh token or detecting its
+	// reuse cannot reach the access tokens already issued from it (they stay valid until they
+	// expire, as they do anyway at resource servers that validate locally). Default false:
+	// every access token is persisted.
+	StatelessAccessTokens bool
+
 	// JWTBearerRequireClientAuth makes client authentication mandatory for the RFC 7523 §2.1
 	// jwt-bearer grant. By default it is optional: the signed assertion authenticates the party,
 	// and the token's client_id is then the assertion's issuer. Credentials that are presented

@@ -1,10 +1,12 @@
 package provider
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -42,11 +44,19 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, nil, fosite.ErrInvalidRequest.WithHint("The 'token' parameter is missing."))
 		return
 	}
-	hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
-	use, ar, err := p.oauth.IntrospectToken(ctx, token, hint, &storage.Session{})
 	resp := map[string]any{"active": false}
-	if err == nil && ar != nil {
-		resp = p.introspection(use, ar)
+	if claims, ok := p.statelessToken(ctx, token); ok {
+		if !p.denied(ctx, claims) {
+			resp = claims
+			resp["active"] = true
+			resp["token_type"] = "Bearer"
+		}
+	} else {
+		hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
+		use, ar, err := p.oauth.IntrospectToken(ctx, token, hint, &storage.Session{})
+		if err == nil && ar != nil {
+			resp = p.introspection(use, ar)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -86,6 +96,54 @@ func (p *Provider) introspection(use fosite.TokenUse, ar fosite.AccessRequester)
 	return out
 }
 
+// statelessToken returns the claims of a valid, unpersisted access token of this server
+// (Config.StatelessAccessTokens), or false for anything else.
+func (p *Provider) statelessToken(ctx context.Context, token string) (map[string]any, bool) {
+	if !p.cfg.StatelessAccessTokens || strings.Count(token, ".") != 2 {
+		return nil, false
+	}
+	claims, err := p.tokens.VerifyAccessToken(ctx, token)
+	if err != nil {
+		return nil, false
+	}
+	return claims, true
+}
+
+// denyKey is the JTIStore key recording a revoked unpersisted access token.
+func denyKey(claims map[string]any) string {
+	jti, _ := claims["jti"].(string)
+	return "revoked-access-token:" + jti
+}
+
+// denied reports whether an unpersisted access token was revoked. A store error counts as
+// revoked: introspection must not call a token active when it cannot tell.
+func (p *Provider) denied(ctx context.Context, claims map[string]any) bool {
+	used, err := p.store.JTIUsed(ctx, denyKey(claims))
+	if err != nil {
+		p.log.Error("introspection deny list", "error", err.Error())
+		return true
+	}
+	return used
+}
+
+// revokeStateless revokes an unpersisted access token (RFC 7009 §2.1): the caller must be the
+// client it was issued to; its jti goes to the deny list until the token expires.
+func (p *Provider) revokeStateless(ctx context.Context, r *http.Request, claims map[string]any) error {
+	client, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		return fosite.ErrInvalidClient.WithWrap(err).WithHint("Client authentication failed.")
+	}
+	if cid, _ := claims["client_id"].(string); cid != client.GetID() {
+		return fosite.ErrUnauthorizedClient.WithHint("The token was not issued to this client.")
+	}
+	exp, _ := claims["exp"].(float64)
+	err = p.store.UseJTI(ctx, denyKey(claims), time.Unix(int64(exp), 0))
+	if err != nil && !errors.Is(err, storage.ErrJTIUsed) {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return nil
+}
+
 // serveRevoke is the RFC 7009 revocation endpoint. Revoking either token of a grant revokes the
 // grant's refresh and access tokens (RFC 7009 §2.1); unknown tokens are answered 200.
 func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
@@ -94,12 +152,23 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, nil, err)
 		return
 	}
-	err := p.oauth.NewRevocationRequest(ctx, r)
-	if err != nil {
-		err = p.normalizeError(err)
-		if _, _, basic := r.BasicAuth(); basic && errors.Is(err, fosite.ErrInvalidClient) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`", charset="UTF-8"`)
-		}
+	var err error
+	if claims, ok := p.statelessToken(ctx, r.PostForm.Get("token")); ok {
+		err = p.revokeStateless(ctx, r, claims)
+	} else {
+		err = p.oauth.NewRevocationRequest(ctx, r)
 	}
-	p.oauth.WriteRevocationResponse(ctx, w, err)
+	switch {
+	case err == nil,
+		// A token of another client, or one that is unknown or already dead: 200, revoking
+		// nothing and revealing nothing (RFC 7009 §2.2).
+		errors.Is(err, fosite.ErrUnauthorizedClient), errors.Is(err, fosite.ErrNotFound),
+		errors.Is(err, fosite.ErrInactiveToken), errors.Is(err, fosite.ErrUnknownRequest):
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		w.WriteHeader(http.StatusOK)
+	default:
+		// fosite's writer would answer 200 even for a server error; this says what happened.
+		p.writeTokenError(ctx, w, r, nil, err)
+	}
 }

@@ -36,6 +36,8 @@ type Provider struct {
 	hasher   *SecretHasher
 	metadata http.Handler
 	jwks     http.Handler
+	// tokens mints and checks access tokens.
+	tokens *accessTokens
 	// retention is how long retired keys stay published; no access token may outlive it.
 	retention time.Duration
 

@@ -107,6 +107,9 @@ type JTIStore interface {
 	// returns nil and the others ErrJTIUsed. A key whose previous use has expired may be used
 	// again. Callers namespace the key (for example issuer and jti).
 	UseJTI(ctx context.Context, key string, expiresAt time.Time) error
+	// JTIUsed reports whether key is recorded and its use has not expired. It changes nothing:
+	// the deny list of revoked, unpersisted access tokens reads through it.
+	JTIUsed(ctx context.Context, key string) (bool, error)
 }
 
 // Collector deletes what has expired.

@@ -355,36 +355,44 @@ func (j *JWT) AccessTokenSignature(_ context.Context, token string) string {
 // Errors wrap fosite.ErrInvalidTokenFormat, fosite.ErrTokenSignatureMismatch or
 // fosite.ErrTokenExpired.
 func (j *JWT) ValidateAccessToken(ctx context.Context, requester fosite.Requester, token string) error {
-	if len(token) > MaxTokenSize {
-		return fosite.ErrInvalidTokenFormat.WithDebug("token too large")
-	}
-	now := j.now()
-	switch strings.Count(token, ".") {
-	case 2:
-	case 4:
+	if strings.Count(token, ".") == 4 {
 		if requester == nil || requester.GetSession() == nil {
 			return fosite.ErrInvalidTokenFormat.WithDebug("encrypted token without a session")
 		}
 		exp := requester.GetSession().GetExpiresAt(fosite.AccessToken)
-		if exp.IsZero() || !now.Before(exp) {
+		if exp.IsZero() || !j.now().Before(exp) {
 			return fosite.ErrTokenExpired.WithHintf("Access token expired at '%s'.", exp)
 		}
 		return nil
-	default:
-		return fosite.ErrInvalidTokenFormat.WithDebug("not a compact JWS or JWE")
+	}
+	_, err := j.VerifyAccessToken(ctx, token)
+	return err
+}
+
+// VerifyAccessToken checks a signed (three-part) access token of this issuer — algorithm
+// allow-list, typ at+jwt, a published key matching kid and alg, signature, iss and exp — and
+// returns its claims. Encrypted tokens cannot be checked here: the resource server holds the
+// decryption key. Errors are fosite's (invalid token format, signature mismatch, expired).
+func (j *JWT) VerifyAccessToken(ctx context.Context, token string) (map[string]any, error) {
+	if len(token) > MaxTokenSize {
+		return nil, fosite.ErrInvalidTokenFormat.WithDebug("token too large")
+	}
+	now := j.now()
+	if strings.Count(token, ".") != 2 {
+		return nil, fosite.ErrInvalidTokenFormat.WithDebug("not a compact JWS")
 	}
 
 	jws, err := jose.ParseSignedCompact(token, algorithms)
 	if err != nil {
-		return fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
+		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isATJWT(typ) {
-		return fosite.ErrInvalidTokenFormat.WithDebugf("typ is %q, want %q", typ, TokenType)
+		return nil, fosite.ErrInvalidTokenFormat.WithDebugf("typ is %q, want %q", typ, TokenType)
 	}
 	keys, err := j.keys.PublicKeys(ctx)
 	if err != nil {
-		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 	}
 	var pub *jose.JSONWebKey
 	for i := range keys {
@@ -394,29 +402,27 @@ func (j *JWT) ValidateAccessToken(ctx context.Context, requester fosite.Requeste
 		}
 	}
 	if pub == nil {
-		return fosite.ErrTokenSignatureMismatch.WithDebugf("no published key %q for %s", h.KeyID, h.Algorithm)
+		return nil, fosite.ErrTokenSignatureMismatch.WithDebugf("no published key %q for %s", h.KeyID, h.Algorithm)
 	}
 	payload, err := jws.Verify(pub)
 	if err != nil {
-		return fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug(err.Error())
+		return nil, fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug(err.Error())
 	}
-	var c struct {
-		Iss string   `json:"iss"`
-		Exp *float64 `json:"exp"`
-	}
+	var c map[string]any
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
+		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
 	}
-	if c.Iss != j.issuer {
-		return fosite.ErrTokenSignatureMismatch.WithDebug("token from another issuer")
+	if iss, _ := c["iss"].(string); iss != j.issuer {
+		return nil, fosite.ErrTokenSignatureMismatch.WithDebug("token from another issuer")
 	}
-	if c.Exp == nil {
-		return fosite.ErrInvalidTokenFormat.WithDebug("token has no exp")
+	expf, ok := c["exp"].(float64)
+	if !ok {
+		return nil, fosite.ErrInvalidTokenFormat.WithDebug("token has no numeric exp")
 	}
-	if exp := time.Unix(int64(*c.Exp), 0); !now.Before(exp) {
-		return fosite.ErrTokenExpired.WithHintf("Access token expired at '%s'.", exp.UTC())
+	if exp := time.Unix(int64(expf), 0); !now.Before(exp) {
+		return nil, fosite.ErrTokenExpired.WithHintf("Access token expired at '%s'.", exp.UTC())
 	}
-	return nil
+	return c, nil
 }
 
 // isATJWT reports whether typ names the at+jwt media type

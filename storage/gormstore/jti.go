@@ -39,6 +39,17 @@ func (s *Store) UseJTI(ctx context.Context, jti string, expiresAt time.Time) err
 	})
 }
 
+// JTIUsed implements storage.JTIStore.
+func (s *Store) JTIUsed(ctx context.Context, jti string) (bool, error) {
+	var n int64
+	err := queryRow(s.conn(ctx), "SELECT COUNT(*) FROM mandate_jtis WHERE key_hash = ? AND expires_at > ?",
+		[]any{key(jti), s.now().UnixNano()}, &n)
+	if err != nil {
+		return false, wrap("jti used", err)
+	}
+	return n > 0, nil
+}
+
 // defaultBatch is the GC batch size when the caller passes batch <= 0.
 const defaultBatch = 1000
 

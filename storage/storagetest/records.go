@@ -367,7 +367,16 @@ func sameKey(a, b storage.Key) bool {
 func testJTI(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
+	if used, err := s.JTIUsed(ctx, "iss|jti-1"); err != nil || used {
+		t.Errorf("JTIUsed before use = %v, %v; want false", used, err)
+	}
 	must(t, "UseJTI", s.UseJTI(ctx, "iss|jti-1", exp))
+	if used, err := s.JTIUsed(ctx, "iss|jti-1"); err != nil || !used {
+		t.Errorf("JTIUsed after use = %v, %v; want true", used, err)
+	}
+	if used, err := s.JTIUsed(ctx, "iss|jti-1"); err != nil || !used {
+		t.Errorf("JTIUsed is not idempotent: %v, %v", used, err)
+	}
 	if err := s.UseJTI(ctx, "iss|jti-1", exp); !errors.Is(err, storage.ErrJTIUsed) {
 		t.Errorf("second UseJTI = %v, want ErrJTIUsed", err)
 	}
@@ -377,6 +386,9 @@ func testJTI(t *testing.T, s storage.Store) {
 	// An expired use may be reused; the new use then holds.
 	past := time.Now().Add(-time.Minute)
 	must(t, "UseJTI(expired)", s.UseJTI(ctx, "iss|old", past))
+	if used, err := s.JTIUsed(ctx, "iss|old"); err != nil || used {
+		t.Errorf("JTIUsed of an expired use = %v, %v; want false", used, err)
+	}
 	must(t, "UseJTI(after expiry)", s.UseJTI(ctx, "iss|old", exp))
 	if err := s.UseJTI(ctx, "iss|old", exp); !errors.Is(err, storage.ErrJTIUsed) {
 		t.Errorf("UseJTI after renewed use = %v, want ErrJTIUsed", err)
