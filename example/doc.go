@@ -13,6 +13,7 @@
 //	-db      storage DSN: sqlite:PATH, postgres://…, mysql://… (default sqlite:DATA/mandate.db)
 //	-config  declarative JSON configuration, re-applied on every start (create or update)
 //	-rs-addr listen address of the demo resource server (default 127.0.0.1:9401; "" disables it)
+//	-stateless do not persist access tokens (provider.Config.StatelessAccessTokens)
 //
 // Without -config the example loads a built-in demo: one resource server (the demo resource
 // server itself) and a client_credentials client whose secret it prints, with a curl command.

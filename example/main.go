@@ -35,6 +35,7 @@ func main() {
 // options are the command-line flags.
 type options struct {
 	addr, issuer, data, db, config, rsAddr string
+	stateless                              bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -47,6 +48,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.db, "db", "", "storage DSN: sqlite:PATH, postgres://…, mysql://… (default sqlite:DATA/mandate.db)")
 	fs.StringVar(&o.config, "config", "", "declarative JSON configuration file")
 	fs.StringVar(&o.rsAddr, "rs-addr", "127.0.0.1:9401", "listen address of the demo resource server (empty: none)")
+	fs.BoolVar(&o.stateless, "stateless", false, "do not persist access tokens (see provider.Config.StatelessAccessTokens)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -114,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Storage:           store,
 		Authenticator:     demoLogin(),
 		Logger:            logger,
+
+		StatelessAccessTokens: o.stateless,
 	})
 	if err != nil {
 		return err

@@ -7,7 +7,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -20,6 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // ErrNoSigningKey reports that a [KeySource] has no key for the requested algorithm.
@@ -56,8 +61,8 @@ type KeySource interface {
 	PublicKeys(ctx context.Context) ([]jose.JSONWebKey, error)
 }
 
-// SigningKey is a key that signs access tokens. Create it with [NewSigningKey], which caches a
-// go-jose signer configured with the kid and typ "at+jwt"; a SigningKey built any other way
+// SigningKey is a key that signs access tokens. Create it with [NewSigningKey], which prepares
+// the key's JWS header (alg, kid and typ "at+jwt") once; a SigningKey built any other way
 // cannot sign.
 type SigningKey struct {
 	// ID is the JWS kid.
@@ -69,6 +74,13 @@ type SigningKey struct {
 	Signer crypto.Signer
 
 	public jose.JSONWebKey
+	// Keys of the standard library's types sign directly: header is the encoded protected
+	// header and its trailing ".", hash the digest of RS*, PS* and ES*, and ecSize the length
+	// of each of R and S in an ES* signature.
+	header []byte
+	hash   crypto.Hash
+	ecSize int
+	// signer signs with any other crypto.Signer, through go-jose.
 	signer jose.Signer
 }
 
@@ -115,46 +127,152 @@ func newSigningKey(id string, alg jose.SignatureAlgorithm, s crypto.Signer) (*Si
 			return nil, err
 		}
 	}
-	var key any
-	switch s.(type) {
-	case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
-		key = s
-	default:
-		key = cryptosigner.Opaque(s)
-	}
-	js, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: id}},
-		(&jose.SignerOptions{}).WithType("at+jwt"),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("signer for key %q: %w", id, err)
-	}
-	return &SigningKey{
+	k := &SigningKey{
 		ID:        id,
 		Algorithm: alg,
 		Signer:    s,
 		public:    jose.JSONWebKey{Key: pub, KeyID: id, Algorithm: string(alg), Use: "sig"},
-		signer:    js,
-	}, nil
+	}
+	switch key := s.(type) {
+	case *rsa.PrivateKey, ed25519.PrivateKey:
+	case *ecdsa.PrivateKey:
+		k.ecSize = (key.Curve.Params().BitSize + 7) / 8
+	default:
+		js, err := jose.NewSigner(
+			jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: cryptosigner.Opaque(s), KeyID: id}},
+			(&jose.SignerOptions{}).WithType(TokenType),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("signer for key %q: %w", id, err)
+		}
+		k.signer = js
+		return k, nil
+	}
+	k.hash = algHash(alg)
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{string(alg), id, TokenType})
+	if err != nil {
+		return nil, fmt.Errorf("header for key %q: %w", id, err)
+	}
+	k.header = append(base64.RawURLEncoding.AppendEncode(nil, header), '.')
+	return k, nil
+}
+
+// algHash is the digest alg signs (https://www.rfc-editor.org/rfc/rfc7518#section-3.1), or 0
+// for EdDSA, which signs the message itself.
+func algHash(alg jose.SignatureAlgorithm) crypto.Hash {
+	switch alg {
+	case jose.RS256, jose.PS256, jose.ES256:
+		return crypto.SHA256
+	case jose.RS384, jose.PS384, jose.ES384:
+		return crypto.SHA384
+	case jose.RS512, jose.PS512, jose.ES512:
+		return crypto.SHA512
+	}
+	return 0
 }
 
 // Public returns the key's public JWK with kid, alg and use "sig".
 func (k *SigningKey) Public() jose.JSONWebKey { return k.public }
 
-// sign returns the compact JWS of payload with header alg, kid and typ "at+jwt".
+// canSign reports whether k was created by NewSigningKey.
+func (k *SigningKey) canSign() bool { return k != nil && (k.header != nil || k.signer != nil) }
+
+// sign returns the compact JWS (https://www.rfc-editor.org/rfc/rfc7515#section-7.1) of payload
+// with header alg, kid and typ "at+jwt".
 func (k *SigningKey) sign(payload []byte) (string, error) {
-	if k == nil || k.signer == nil {
+	if !k.canSign() {
 		return "", errors.New("strategy: signing key was not created by NewSigningKey")
 	}
-	jws, err := k.signer.Sign(payload)
+	if k.header == nil {
+		jws, err := k.signer.Sign(payload)
+		if err != nil {
+			return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
+		}
+		tok, err := jws.CompactSerialize()
+		if err != nil {
+			return "", fmt.Errorf("strategy: serialize token: %w", err)
+		}
+		return tok, nil
+	}
+	enc := base64.RawURLEncoding
+	n := len(k.header) + enc.EncodedLen(len(payload))
+	// Room for the signature: 2·ecSize for ES*, 64 bytes for EdDSA, the modulus for RSA.
+	sigLen := max(2*k.ecSize, ed25519.SignatureSize)
+	if r, ok := k.Signer.(*rsa.PrivateKey); ok {
+		sigLen = r.Size()
+	}
+	buf := make([]byte, n, n+1+enc.EncodedLen(sigLen))
+	copy(buf, k.header)
+	enc.Encode(buf[len(k.header):], payload)
+	sig, err := k.signature(buf)
 	if err != nil {
 		return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
 	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		return "", fmt.Errorf("strategy: serialize token: %w", err)
+	buf = enc.AppendEncode(append(buf, '.'), sig)
+	return string(buf), nil
+}
+
+// signature signs the JWS signing input with a key of the standard library's types: ES* as the
+// fixed-size R||S of https://www.rfc-editor.org/rfc/rfc7518#section-3.4 (not ASN.1), RS* as
+// RSASSA-PKCS1-v1_5, PS* as RSASSA-PSS with a salt as long as the hash
+// (https://www.rfc-editor.org/rfc/rfc7518#section-3.5), EdDSA as Ed25519
+// (https://www.rfc-editor.org/rfc/rfc8037#section-3.1).
+func (k *SigningKey) signature(input []byte) ([]byte, error) {
+	if key, ok := k.Signer.(ed25519.PrivateKey); ok {
+		return ed25519.Sign(key, input), nil
 	}
-	return tok, nil
+	var digest []byte
+	switch k.hash {
+	case crypto.SHA256:
+		d := sha256.Sum256(input)
+		digest = d[:]
+	case crypto.SHA384:
+		d := sha512.Sum384(input)
+		digest = d[:]
+	case crypto.SHA512:
+		d := sha512.Sum512(input)
+		digest = d[:]
+	default:
+		return nil, fmt.Errorf("no digest for %s", k.Algorithm)
+	}
+	switch key := k.Signer.(type) {
+	case *ecdsa.PrivateKey:
+		der, err := ecdsa.SignASN1(rand.Reader, key, digest)
+		if err != nil {
+			return nil, err
+		}
+		return ecdsaRaw(der, k.ecSize)
+	case *rsa.PrivateKey:
+		switch k.Algorithm {
+		case jose.PS256, jose.PS384, jose.PS512:
+			return rsa.SignPSS(rand.Reader, key, k.hash, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		default:
+			return rsa.SignPKCS1v15(nil, key, k.hash, digest)
+		}
+	}
+	return nil, fmt.Errorf("key type %T cannot sign directly", k.Signer)
+}
+
+// ecdsaRaw converts an ASN.1 ECDSA signature to R||S, each left-padded to size bytes.
+func ecdsaRaw(der []byte, size int) ([]byte, error) {
+	var (
+		r, s  []byte
+		inner cryptobyte.String
+	)
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&inner, cbasn1.SEQUENCE) || !in.Empty() ||
+		!inner.ReadASN1Integer(&r) || !inner.ReadASN1Integer(&s) || !inner.Empty() ||
+		len(r) > size || len(s) > size {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	copy(out[size-len(r):size], r)
+	copy(out[2*size-len(s):], s)
+	return out, nil
 }
 
 // checkAlg reports whether alg is one mandate uses and fits the public key pub.
@@ -240,7 +358,7 @@ func StaticKeys(keys ...*SigningKey) (KeySource, error) {
 	s := &staticKeys{byAlg: make(map[string]*SigningKey)}
 	seen := make(map[string]bool)
 	for i, k := range keys {
-		if k == nil || k.signer == nil {
+		if !k.canSign() {
 			return nil, fmt.Errorf("strategy: static key %d was not created by NewSigningKey", i)
 		}
 		if seen[k.ID] {
