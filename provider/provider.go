@@ -38,6 +38,8 @@ type Provider struct {
 	jwks     http.Handler
 	// tokens mints and checks access tokens.
 	tokens *accessTokens
+	// fstore is the store as fosite's handlers see it (stateless access tokens get no row).
+	fstore *fositeStore
 	// retention is how long retired keys stay published; no access token may outlive it.
 	retention time.Duration
 

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -37,6 +38,15 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.PostForm.Get("grant_type") == "client_credentials" {
+		resp, err := p.clientCredentials(ctx, r)
+		if err != nil {
+			p.writeTokenError(ctx, w, r, nil, err)
+			return
+		}
+		writeTokenResponse(w, resp)
+		return
+	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, &storage.Session{})
 	if err != nil {
 		p.writeTokenError(ctx, w, r, ar, err)
@@ -52,20 +62,52 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, ar, err)
 		return
 	}
-	// RFC 6749 §5.1: scope is the access token's (fosite would echo the whole grant's), and
-	// resource names the one resource server the token is for, so a client that sent none
-	// learns which default it got (draft-ietf-oauth-resource-token-resp; clients that do not
-	// know the member ignore it).
-	resp.SetScopes(target.scopes)
-	resp.SetExtra("resource", target.rs.Identifier)
-	// expires_in is the token's own lifetime, exp - iat (fosite counts from its own clock
-	// reading, a second short after rounding).
+	out := p.tokenResponse(ar, resp.GetAccessToken(), target)
+	out.RefreshToken, _ = resp.GetExtra("refresh_token").(string)
+	writeTokenResponse(w, out)
+}
+
+// tokenResponse is a successful token response (RFC 6749 §5.1,
+// https://www.rfc-editor.org/rfc/rfc6749#section-5.1), the same for every grant.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	// ExpiresIn is the token's own lifetime, exp - iat.
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// Scope is the access token's scopes (fosite would echo the whole grant's).
+	Scope string `json:"scope"`
+	// Resource names the one resource server the token is for, so that a client that sent
+	// none learns which default it got (draft-ietf-oauth-resource-token-resp; clients that
+	// do not know the member ignore it).
+	Resource string `json:"resource"`
+}
+
+// tokenResponse is the answer for the access token minted for ar and t.
+func (p *Provider) tokenResponse(ar fosite.Requester, token string, t *tokenTarget) *tokenResponse {
+	out := &tokenResponse{AccessToken: token, TokenType: "bearer", Scope: strings.Join(t.scopes, " "), Resource: t.rs.Identifier}
 	if sess, ok := ar.GetSession().(*storage.Session); ok {
 		if ttl, ok := lifetime(sess.AccessToken); ok {
-			resp.SetExpiresIn(ttl)
+			out.ExpiresIn = int64(ttl / time.Second)
 		}
 	}
-	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+	return out
+}
+
+// writeTokenResponse writes resp as JSON, never to be cached (RFC 6749 §5.1).
+func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
+	body, err := json.Marshal(resp)
+	if err != nil {
+		// Only strings and an integer: cannot happen.
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 // lifetime returns exp - iat of the claims of a minted token.
@@ -81,13 +123,9 @@ func lifetime(claims map[string]any) (time.Duration, bool) {
 // resolveTarget applies RFC 8707 to a token request: which resource server the access token is
 // for, and — for grants without a prior authorization — which scopes it carries.
 func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester) (*tokenTarget, error) {
-	indicators, err := handlers.Indicators(ar.GetRequestForm())
+	indicators, err := tokenIndicators(ar.GetRequestForm())
 	if err != nil {
 		return nil, err
-	}
-	if len(ar.GetRequestForm()["resource"]) > 1 {
-		// One access token, one audience (RFC 8707 §2.2), even if the values repeat.
-		return nil, handlers.ErrInvalidTarget.WithHint("Only one resource may be requested per access token; request one token per resource.")
 	}
 	gt := ar.GetGrantTypes()
 	if gt.ExactOne(handlers.GrantTypeJWTBearer) {
