@@ -114,7 +114,12 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	if s.dialect == dialectSQLite && s.writeBatch > 1 {
-		s.writer = newGroupWriter(s.db, s.writeBatch)
+		var ckpt *checkpointer
+		var mode string
+		if err := queryRow(s.db.WithContext(ctx), "PRAGMA journal_mode", nil, &mode); err == nil && strings.EqualFold(mode, "wal") {
+			ckpt = newCheckpointer(s.db, checkpointRows)
+		}
+		s.writer = newGroupWriter(s.db, s.writeBatch, ckpt)
 	}
 	if s.cacheTTL > 0 {
 		s.cache = newReadCache(s.cacheTTL)

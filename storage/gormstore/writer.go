@@ -51,12 +51,22 @@ type groupWriter struct {
 	errs    []error // scratch for write, which one goroutine at a time executes
 
 	batches, batchedRows atomic.Int64 // transactions of more than one row, and their rows
+
+	// ckpt, when set, is told about every committed row.
+	ckpt *checkpointer
 }
 
-func newGroupWriter(db *gorm.DB, max int) *groupWriter {
-	w := &groupWriter{db: db, max: max}
+func newGroupWriter(db *gorm.DB, max int, ckpt *checkpointer) *groupWriter {
+	w := &groupWriter{db: db, max: max, ckpt: ckpt}
 	w.idle = sync.NewCond(&w.mu)
 	return w
+}
+
+// committed records n rows written (or attempted: a failed row costs the log as much).
+func (w *groupWriter) committed(n int) {
+	if w.ckpt != nil {
+		w.ckpt.wrote(n)
+	}
 }
 
 // do queues op and waits for its result. queued is false when the writer is closed; the caller
@@ -77,6 +87,7 @@ func (w *groupWriter) do(ctx context.Context, op writeOp) (queued bool, err erro
 		w.running = true
 		w.mu.Unlock()
 		defer func() {
+			w.committed(1)
 			w.mu.Lock()
 			w.handOff()
 			w.mu.Unlock()
@@ -99,7 +110,8 @@ func (w *groupWriter) do(ctx context.Context, op writeOp) (queued bool, err erro
 	}
 }
 
-// close waits for every queued write to finish and makes later calls of do write directly.
+// close waits for every queued write (and a checkpoint under way) to finish and makes later
+// calls of do write directly.
 func (w *groupWriter) close() {
 	w.mu.Lock()
 	w.closed = true
@@ -107,6 +119,71 @@ func (w *groupWriter) close() {
 		w.idle.Wait()
 	}
 	w.mu.Unlock()
+	if w.ckpt != nil {
+		w.ckpt.close()
+	}
+}
+
+// checkpointer copies SQLite's write-ahead log back into the database file off the writers'
+// path. SQLite's automatic checkpoint runs inside the commit that crosses its threshold, so
+// that commit — a group commit of up to max callers — waits for the copy; and at its default of
+// 1000 pages it copies the same hot index pages back over and over. Here commits only count
+// their rows: every [checkpointRows] rows one goroutine runs a PASSIVE checkpoint on a
+// connection of its own, which blocks neither writers nor readers. SQLite's automatic
+// checkpoint stays on as a backstop at a larger threshold (see sqliteParams): under steady
+// writes the log restarts from its beginning only after a checkpoint that no write overlapped,
+// which the backstop's (run by a committing writer) is, so the log stays bounded by it while
+// the background checkpoints have already copied nearly all of it.
+type checkpointer struct {
+	db    *gorm.DB
+	every int64
+
+	rows    atomic.Int64
+	running atomic.Bool
+	runs    atomic.Int64 // checkpoints run
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// checkpointRows is how many written rows trigger a background checkpoint: a few thousand
+// pages of log, well under the automatic backstop.
+const checkpointRows = 1000
+
+func newCheckpointer(db *gorm.DB, every int64) *checkpointer {
+	return &checkpointer{db: db, every: every}
+}
+
+// wrote counts n rows and starts a checkpoint when enough have accumulated and none is running.
+func (c *checkpointer) wrote(n int) {
+	if c.rows.Add(int64(n)) < c.every || !c.running.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		c.running.Store(false)
+		return
+	}
+	c.rows.Store(0)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.running.Store(false)
+		// A failed or partial checkpoint is harmless: the next one, or SQLite's automatic
+		// backstop, copies what this one did not.
+		_ = c.db.Exec("PRAGMA wal_checkpoint(PASSIVE)").Error
+		c.runs.Add(1)
+	}()
+}
+
+// close waits for a running checkpoint and starts no more.
+func (c *checkpointer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
 // handOff ends a turn as the writer (w.mu held): a goroutine takes over the queued rows, if any.
@@ -144,6 +221,7 @@ func (w *groupWriter) run() {
 // write commits one batch and answers its callers.
 func (w *groupWriter) write(batch []*writeReq) {
 	live := batch[:0]
+	defer func() { w.committed(len(live)) }()
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- wrap("write", err) // the caller gave up before the row was written: skip it
