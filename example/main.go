@@ -21,6 +21,7 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/provider"
+	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/storage/gormstore"
 	"github.com/mandate-dev/mandate/strategy/verify"
 )
@@ -108,10 +109,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	defer store.Close()
+	stored, err := store.ResourceServers(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
 
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:            o.issuer,
-		SigningAlgorithms: algorithmsOf(setup),
+		SigningAlgorithms: algorithmsOf(setup, stored),
 		Secret:            secret,
 		Storage:           store,
 		Authenticator:     demoLogin(),
@@ -219,13 +224,21 @@ func demoSetup(o options, secret string) *provider.Setup {
 }
 
 // algorithmsOf lists RS256 (the default, which every resource server supports) and every
-// algorithm a declared resource server asks for, so that a key exists for each.
-func algorithmsOf(s *provider.Setup) []string {
+// algorithm a declared resource server asks for, so that a key exists for each. Resource servers
+// stored by an earlier start count too: Apply leaves those the setup no longer names in place,
+// and without a key for their algorithm their token requests would fail with server_error.
+func algorithmsOf(s *provider.Setup, stored []storage.ResourceServer) []string {
 	algs := []string{"RS256"}
-	for _, rs := range s.ResourceServers {
-		if rs.SigningAlg != "" && !slices.Contains(algs, rs.SigningAlg) {
-			algs = append(algs, rs.SigningAlg)
+	add := func(alg string) {
+		if alg != "" && !slices.Contains(algs, alg) {
+			algs = append(algs, alg)
 		}
+	}
+	for _, rs := range s.ResourceServers {
+		add(rs.SigningAlg)
+	}
+	for _, rs := range stored {
+		add(rs.SigningAlg)
 	}
 	return algs
 }

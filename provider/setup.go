@@ -251,6 +251,11 @@ func (s *Setup) validate() error {
 				bad(f+".client_secret_hash", "must be a bcrypt hash")
 			}
 		case storage.AuthMethodPrivateKeyJWT:
+			// As for the secret methods: "public" and an authentication method contradict each
+			// other (fosite refuses such a client's requests that carry no assertion).
+			if c.Public {
+				bad(f+".token_endpoint_auth_method", "a public client authenticates with \"none\"")
+			}
 			if c.ClientSecret != "" || c.ClientSecretHash != "" {
 				bad(f+".client_secret", "a private_key_jwt client has no secret")
 			}
