@@ -7,12 +7,18 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
 
 // WellKnownSuffix is the RFC 8414 well-known URI suffix for OAuth 2.0 authorization servers.
 const WellKnownSuffix = "oauth-authorization-server"
+
+// JWKSMaxAge is the max-age of the JWKS document's Cache-Control: how long a resource server
+// that honours it may go without seeing a newly published key. Key rotation must publish a next
+// key at least this long before it signs.
+const JWKSMaxAge = 5 * time.Minute
 
 // Metadata is the RFC 8414 §2 authorization-server metadata document. Members that mandate does
 // not use are left out rather than sent empty.
@@ -121,7 +127,7 @@ func JWKSHandler(keys PublicKeySource) http.Handler {
 			set.Keys = append(set.Keys, k)
 		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
-		writeJSON(w, set, "public, max-age=300, stale-if-error=86400")
+		writeJSON(w, set, fmt.Sprintf("public, max-age=%d, stale-if-error=86400", int(JWKSMaxAge/time.Second)))
 	})
 }
 

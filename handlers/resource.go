@@ -42,7 +42,7 @@ func ParseIndicator(v string) error {
 		return ErrInvalidTarget.WithHint("The resource indicator must be an absolute URI.")
 	case u.Scheme != "https" && u.Scheme != "http":
 		return ErrInvalidTarget.WithHint("The resource indicator must be an http or https URI.")
-	case u.Host == "" || u.Opaque != "":
+	case u.Hostname() == "" || u.Opaque != "":
 		return ErrInvalidTarget.WithHint("The resource indicator must name a host.")
 	case u.User != nil:
 		return ErrInvalidTarget.WithHint("The resource indicator must not contain user information.")

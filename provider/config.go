@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // safe default; New validates the rest and returns an error (it never panics).
 type Config struct {
 	// Issuer is the authorization server's issuer identifier (RFC 8414 §2): an https URL
-	// without query or fragment (http only for loopback hosts). Endpoints live below its path.
+	// without query or fragment (http only for loopback hosts), whose path needs no
+	// percent-encoding. Endpoints live below its path.
 	// Required.
 	Issuer string
 
@@ -119,7 +121,8 @@ type Rotation struct {
 	// Period is how long a key signs before its successor takes over.
 	Period time.Duration
 	// Propagation is how long a next key is published before it signs; it must cover the
-	// resource servers' JWKS cache lifetime.
+	// resource servers' JWKS cache lifetime, and New refuses less than the max-age the JWKS
+	// endpoint sends (handlers.JWKSMaxAge, 5 minutes).
 	Propagation time.Duration
 	// Retention is how long a retired key stays published (default 24h). Every access-token
 	// lifetime must fit in it: New and Apply refuse longer ones.
@@ -237,6 +240,9 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("provider: %s must be at least one second", name))
 		}
 	}
+	if c.Rotation.Propagation > 0 && c.Rotation.Propagation < handlers.JWKSMaxAge {
+		errs = append(errs, fmt.Errorf("provider: Rotation.Propagation must be at least %s, the JWKS cache lifetime, or resource servers meet a new key before they can know it", handlers.JWKSMaxAge))
+	}
 	if c.Rotation.Retention != 0 && c.Rotation.Retention < c.AccessTokenTTL {
 		errs = append(errs, errors.New("provider: Rotation.Retention must be at least AccessTokenTTL, or retired keys vanish before their tokens expire"))
 	}
@@ -251,12 +257,38 @@ func (c Config) validate() error {
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("provider: MaxBodyBytes must be at least 1024"))
 	}
+	// An interface holding a nil pointer (or a nil func adapter) is not nil: it would pass the
+	// "nil means default" checks and panic on first use.
+	for name, v := range map[string]any{"Storage": c.Storage, "Keys": c.Keys, "Users": c.Users, "Authenticator": c.Authenticator, "Consenter": c.Consenter} {
+		if isNilValue(v) {
+			errs = append(errs, fmt.Errorf("provider: %s holds a nil %T; leave the field unset instead", name, v))
+		}
+	}
+	for i, m := range c.ClaimMappers {
+		if m == nil || isNilValue(m) {
+			errs = append(errs, fmt.Errorf("provider: ClaimMappers[%d] is nil", i))
+		}
+	}
 	return errors.Join(errs...)
 }
 
+// isNilValue reports whether v is a non-nil interface value that holds a nil pointer, map,
+// slice, func, channel or interface.
+func isNilValue(v any) bool {
+	if v == nil {
+		return false
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
 // ParseIssuer checks an issuer identifier (RFC 8414 §2): an absolute https URL with a host,
-// without query, fragment or user info; http is accepted for loopback hosts only (development
-// and tests). A trailing slash is kept: the issuer is compared exactly everywhere.
+// without query, fragment or user info, whose path needs no percent-encoding; http is accepted
+// for loopback hosts only (development and tests). A trailing slash is kept: the issuer is
+// compared exactly everywhere.
 func ParseIssuer(issuer string) (*url.URL, error) {
 	u, err := url.Parse(issuer)
 	switch {
@@ -266,10 +298,15 @@ func ParseIssuer(issuer string) (*url.URL, error) {
 		return nil, fmt.Errorf("provider: Issuer: %w", err)
 	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
 		return nil, fmt.Errorf("provider: Issuer %q must be an https URL (http only for loopback hosts)", issuer)
-	case u.Host == "" || u.User != nil:
+	case u.Hostname() == "" || u.User != nil:
 		return nil, fmt.Errorf("provider: Issuer %q must name a host and no user info", issuer)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
 		return nil, fmt.Errorf("provider: Issuer %q must not have a query or fragment", issuer)
+	case u.EscapedPath() != u.Path:
+		// A percent-encoded path is matched decoded by some routers (net/http.ServeMux, chi)
+		// and would have to be pattern-escaped for others; one spelling keeps the issuer
+		// exact, the endpoints routable and the metadata URLs right.
+		return nil, fmt.Errorf("provider: Issuer %q: the path must not need percent-encoding (letters, digits, - . _ ~ and /)", issuer)
 	}
 	return u, nil
 }

@@ -159,6 +159,10 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		err = p.oauth.NewRevocationRequest(ctx, r)
 	}
 	switch {
+	case errors.Is(err, fosite.ErrInvalidClient):
+		// Checked first: the failed authentication of an unknown client wraps not_found, which
+		// must not pass for an unknown token (RFC 7009 §2.2.1: invalid_client, 401).
+		p.writeTokenError(ctx, w, r, nil, err)
 	case err == nil,
 		// A token of another client, or one that is unknown or already dead: 200, revoking
 		// nothing and revealing nothing (RFC 7009 §2.2).

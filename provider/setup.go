@@ -419,7 +419,7 @@ func checkHTTPSURL(bad func(string, string, ...any), field, v string) {
 		return
 	}
 	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || u.Fragment != "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
+	if err != nil || u.Hostname() == "" || u.Fragment != "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
 		bad(field, "%q must be an absolute https URL without fragment", v)
 	}
 }
