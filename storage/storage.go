@@ -116,6 +116,8 @@ type JTIStore interface {
 type Collector interface {
 	// DeleteExpired removes authorization codes, token sessions, PKCE and PAR requests and JWT
 	// IDs that expired before the given time, in batches of at most batch rows (a default when
-	// batch <= 0), and returns how many rows it removed.
+	// batch <= 0), and returns how many rows it removed. A code or token whose session has no
+	// expiry for its kind (fosite leaves the refresh-token expiry unset when refresh tokens never
+	// expire) is never removed.
 	DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error)
 }

@@ -36,7 +36,9 @@ func testBadInput(t *testing.T, s storage.Store) {
 	for _, h := range hostile {
 		t.Run(h.name, func(t *testing.T) {
 			t.Run("Client", func(t *testing.T) {
-				c := &storage.Client{ID: h.s, Name: h.s, Scopes: []string{h.s, "plain"}, RedirectURIs: []string{h.s}}
+				c := &storage.Client{ID: h.s, Name: h.s, Scopes: []string{h.s, "plain"}, RedirectURIs: []string{h.s},
+					GrantTypes: []string{h.s}, ResponseTypes: []string{h.s}, Resources: []string{h.s},
+					TokenEndpointAuthMethod: h.s, TokenEndpointAuthSigningAlg: h.s, JWKSURI: h.s}
 				err := s.SaveClient(ctx, c)
 				got, gerr := s.Client(ctx, h.s)
 				if err != nil {
@@ -54,7 +56,7 @@ func testBadInput(t *testing.T, s storage.Store) {
 				must(t, "DeleteClient", s.DeleteClient(ctx, h.s))
 			})
 			t.Run("ResourceServer", func(t *testing.T) {
-				rs := &storage.ResourceServer{Identifier: h.s, Name: h.s, Scopes: []string{h.s}}
+				rs := &storage.ResourceServer{Identifier: h.s, Name: h.s, Scopes: []string{h.s}, SigningAlg: h.s}
 				err := s.SaveResourceServer(ctx, rs)
 				got, gerr := s.ResourceServer(ctx, h.s)
 				if err != nil {
@@ -66,13 +68,13 @@ func testBadInput(t *testing.T, s storage.Store) {
 				if gerr != nil {
 					t.Fatalf("ResourceServer: %v", gerr)
 				}
-				if got.Identifier != h.s || got.Name != h.s || !slices.Equal(got.Scopes, rs.Scopes) {
+				if got.Identifier != h.s || got.Name != h.s || !slices.Equal(got.Scopes, rs.Scopes) || got.SigningAlg != h.s {
 					t.Errorf("resource server did not round-trip exactly")
 				}
 				must(t, "DeleteResourceServer", s.DeleteResourceServer(ctx, h.s))
 			})
 			t.Run("Trust", func(t *testing.T) {
-				tr := &storage.Trust{ID: h.s, Issuer: h.s, Subject: h.s, Scopes: []string{h.s}}
+				tr := &storage.Trust{ID: h.s, Issuer: h.s, Subject: h.s, Scopes: []string{h.s}, Resources: []string{h.s}, JWKSURI: h.s}
 				err := s.SaveTrust(ctx, tr)
 				list, lerr := s.Trusts(ctx, h.s)
 				if lerr != nil {
@@ -84,7 +86,8 @@ func testBadInput(t *testing.T, s storage.Store) {
 					}
 					return
 				}
-				if len(list) != 1 || list[0].ID != h.s || list[0].Issuer != h.s || list[0].Subject != h.s || !slices.Equal(list[0].Scopes, tr.Scopes) {
+				if len(list) != 1 || list[0].ID != h.s || list[0].Issuer != h.s || list[0].Subject != h.s ||
+					!slices.Equal(list[0].Scopes, tr.Scopes) || !slices.Equal(list[0].Resources, tr.Resources) || list[0].JWKSURI != h.s {
 					t.Errorf("trust did not round-trip exactly")
 				}
 				must(t, "DeleteTrust", s.DeleteTrust(ctx, h.s))
@@ -100,6 +103,102 @@ func testBadInput(t *testing.T, s storage.Store) {
 				if err := s.UseJTI(ctx, h.s, exp); !errors.Is(err, storage.ErrJTIUsed) {
 					t.Errorf("second use = %v, want ErrJTIUsed", err)
 				}
+			})
+			t.Run("Keys", func(t *testing.T) {
+				k := storage.Key{ID: h.s, Algorithm: h.s, State: storage.KeyState(h.s), Public: []byte(h.s), Sealed: []byte(h.s)}
+				err := s.UpdateKeys(ctx, func([]storage.Key) ([]storage.Key, error) { return []storage.Key{k}, nil })
+				keys, kerr := s.Keys(ctx)
+				if kerr != nil {
+					t.Fatalf("Keys: %v", kerr)
+				}
+				if err != nil {
+					if len(keys) != 0 {
+						t.Errorf("UpdateKeys refused (%v) but Keys = %d keys", err, len(keys))
+					}
+					return
+				}
+				if len(keys) != 1 || !sameKey(keys[0], k) {
+					t.Errorf("key did not round-trip exactly")
+				}
+				must(t, "UpdateKeys(empty)", s.UpdateKeys(ctx, func([]storage.Key) ([]storage.Key, error) { return nil, nil }))
+			})
+			t.Run("TokenKinds", func(t *testing.T) {
+				// The hostile string as the signature (or request URI) of every kind of row.
+				client := mustSaveClient(t, s, "kinds")
+				kinds := []struct {
+					name   string
+					create func(fosite.Requester) error
+					get    func() (fosite.Requester, error)
+					remove func() error
+				}{
+					{"AuthorizeCode",
+						func(r fosite.Requester) error { return s.CreateAuthorizeCodeSession(ctx, h.s, r) },
+						func() (fosite.Requester, error) { return s.GetAuthorizeCodeSession(ctx, h.s, nil) },
+						func() error { return s.InvalidateAuthorizeCodeSession(ctx, h.s) }},
+					{"RefreshToken",
+						func(r fosite.Requester) error { return s.CreateRefreshTokenSession(ctx, h.s, h.s, r) },
+						func() (fosite.Requester, error) { return s.GetRefreshTokenSession(ctx, h.s, nil) },
+						func() error { return s.DeleteRefreshTokenSession(ctx, h.s) }},
+					{"PKCE",
+						func(r fosite.Requester) error { return s.CreatePKCERequestSession(ctx, h.s, r) },
+						func() (fosite.Requester, error) { return s.GetPKCERequestSession(ctx, h.s, nil) },
+						func() error { return s.DeletePKCERequestSession(ctx, h.s) }},
+					{"PAR",
+						func(r fosite.Requester) error {
+							ar := fosite.NewAuthorizeRequest()
+							ar.Request = *r.(*fosite.Request)
+							ar.State = h.s
+							return s.CreatePARSession(ctx, h.s, ar)
+						},
+						func() (fosite.Requester, error) {
+							ar, err := s.GetPARSession(ctx, h.s)
+							if err == nil && ar.GetState() != h.s {
+								t.Errorf("PAR state did not round-trip exactly")
+							}
+							return ar, err
+						},
+						func() error { return s.DeletePARSession(ctx, h.s) }},
+				}
+				for _, k := range kinds {
+					t.Run(k.name, func(t *testing.T) {
+						req := newRequest(t, client)
+						err := k.create(req)
+						got, gerr := k.get()
+						if err != nil {
+							if !isNotFound(gerr) {
+								t.Errorf("create refused (%v) but Get = (%v, %v)", err, got, gerr)
+							}
+							return
+						}
+						if gerr != nil {
+							t.Fatalf("Get: %v", gerr)
+						}
+						checkRequest(t, "hostile "+k.name, got, req)
+						must(t, "remove", k.remove())
+					})
+				}
+			})
+			t.Run("SessionOnly", func(t *testing.T) {
+				// Only the session (subject, claims, the application's Extra) is hostile.
+				req := newRequest(t, mustSaveClient(t, s, "session-only"))
+				sess := req.Session.(*storage.Session)
+				sess.Subject, sess.Username, sess.ACR, sess.AMR = h.s, h.s, h.s, []string{h.s}
+				sess.Extra["v"] = h.s
+				sess.Extra[h.s] = []any{h.s, map[string]any{h.s: h.s}}
+				sess.AccessToken["sub"] = h.s
+				sig := bigSig()
+				err := s.CreateAccessTokenSession(ctx, sig, req)
+				got, gerr := s.GetAccessTokenSession(ctx, sig, nil)
+				if err != nil {
+					if !isNotFound(gerr) {
+						t.Errorf("create refused (%v) but Get = (%v, %v)", err, got, gerr)
+					}
+					return
+				}
+				if gerr != nil {
+					t.Fatalf("Get: %v", gerr)
+				}
+				checkRequest(t, "hostile session", got, req)
 			})
 			t.Run("Token", func(t *testing.T) {
 				client := mustSaveClient(t, s, "c-"+fmt.Sprint(len(h.s)))

@@ -308,8 +308,10 @@ func testKeys(t *testing.T, s storage.Store) {
 		t.Errorf("Keys on empty store = %v", keys)
 	}
 	n := now()
+	// Times given in another zone come back as the same instants, in UTC.
+	zoned := n.In(time.FixedZone("UTC+9", 9*3600))
 	k1 := storage.Key{ID: "k1", Algorithm: "ES256", State: storage.KeyCurrent, Public: []byte(`{"kty":"EC"}`),
-		Sealed: []byte{0, 1, 2}, CreatedAt: n, ActivatesAt: n}
+		Sealed: []byte{0, 1, 2}, CreatedAt: zoned, ActivatesAt: zoned}
 	must(t, "UpdateKeys", s.UpdateKeys(ctx, func(cur []storage.Key) ([]storage.Key, error) {
 		if len(cur) != 0 {
 			t.Errorf("first update sees %v", cur)
@@ -320,6 +322,9 @@ func testKeys(t *testing.T, s storage.Store) {
 	must(t, "Keys", err)
 	if len(keys) != 1 || !sameKey(keys[0], k1) {
 		t.Fatalf("Keys = %+v, want [%+v]", keys, k1)
+	}
+	if keys[0].CreatedAt.Location() != time.UTC || keys[0].ActivatesAt.Location() != time.UTC {
+		t.Errorf("key times %v, %v: want UTC", keys[0].CreatedAt, keys[0].ActivatesAt)
 	}
 
 	boom := errors.New("boom")

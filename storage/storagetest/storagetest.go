@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RequestFidelity", testRequestFidelity},
 		{"Aliasing", testAliasing},
 		{"Transactions", testTransactions},
+		{"Transactions/EveryMethod", testTxEveryMethod},
+		{"Transactions/JTIReuse", testTxJTIReuse},
 		{"GarbageCollection", testGC},
 		{"BadInput", testBadInput},
 		{"Race/InvalidateAuthorizeCode", testRaceInvalidate},
@@ -183,8 +185,8 @@ func checkSession(t *testing.T, what string, got, want fosite.Session) {
 	if g.Subject != w.Subject || g.Username != w.Username || g.ACR != w.ACR || !slices.Equal(g.AMR, w.AMR) {
 		t.Errorf("%s: session = %+v, want %+v", what, g, w)
 	}
-	if !g.AuthTime.Equal(w.AuthTime) {
-		t.Errorf("%s: session AuthTime = %v, want %v", what, g.AuthTime, w.AuthTime)
+	if !g.AuthTime.Equal(w.AuthTime) || (!g.AuthTime.IsZero() && g.AuthTime.Location() != time.UTC) {
+		t.Errorf("%s: session AuthTime = %v, want %v in UTC", what, g.AuthTime, w.AuthTime)
 	}
 	if !reflect.DeepEqual(g.Extra, w.Extra) || !reflect.DeepEqual(g.AccessToken, w.AccessToken) {
 		t.Errorf("%s: session claims = %v %v, want %v %v", what, g.Extra, g.AccessToken, w.Extra, w.AccessToken)

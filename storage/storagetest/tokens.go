@@ -2,11 +2,15 @@ package storagetest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/storage"
@@ -101,6 +105,23 @@ func testRefreshToken(t *testing.T, s storage.Store) {
 
 	must(t, "CreateAccessTokenSession", s.CreateAccessTokenSession(ctx, at1, req))
 	must(t, "CreateRefreshTokenSession", s.CreateRefreshTokenSession(ctx, rt1, at1, req))
+	// A second access token of the same grant, and a grant of its own that no operation on
+	// req may touch.
+	at1b := bigSig()
+	must(t, "CreateAccessTokenSession(same grant)", s.CreateAccessTokenSession(ctx, at1b, req))
+	otherReq := newRequest(t, client)
+	otherRT, otherAT := bigSig(), bigSig()
+	must(t, "CreateAccessTokenSession(other grant)", s.CreateAccessTokenSession(ctx, otherAT, otherReq))
+	must(t, "CreateRefreshTokenSession(other grant)", s.CreateRefreshTokenSession(ctx, otherRT, otherAT, otherReq))
+	otherGrantIntact := func(after string) {
+		t.Helper()
+		if _, err := s.GetAccessTokenSession(ctx, otherAT, nil); err != nil {
+			t.Errorf("other grant's access token after %s: %v", after, err)
+		}
+		if _, err := s.GetRefreshTokenSession(ctx, otherRT, nil); err != nil {
+			t.Errorf("other grant's refresh token after %s: %v, want still active", after, err)
+		}
+	}
 	if err := s.CreateRefreshTokenSession(ctx, rt1, at1, req); !errors.Is(err, storage.ErrConflict) {
 		t.Errorf("duplicate CreateRefreshTokenSession = %v, want ErrConflict", err)
 	}
@@ -117,6 +138,9 @@ func testRefreshToken(t *testing.T, s storage.Store) {
 	checkRequest(t, "rotated refresh token", got, req)
 	_, err = s.GetAccessTokenSession(ctx, at1, nil)
 	wantNotFound(t, "access token after rotation", err)
+	_, err = s.GetAccessTokenSession(ctx, at1b, nil)
+	wantNotFound(t, "second access token of the grant after rotation", err)
+	otherGrantIntact("RotateRefreshToken")
 	if err := s.RotateRefreshToken(ctx, req.ID, rt1); err == nil {
 		t.Error("second RotateRefreshToken of the same token succeeded")
 	} else if !errors.Is(err, fosite.ErrSerializationFailure) && !errors.Is(err, fosite.ErrInactiveToken) && !isNotFound(err) {
@@ -132,6 +156,12 @@ func testRefreshToken(t *testing.T, s storage.Store) {
 	if !errors.Is(err, fosite.ErrInactiveToken) || got == nil {
 		t.Errorf("Get after revoke = (%v, %v), want the request and ErrInactiveToken", got, err)
 	}
+	checkRequest(t, "revoked refresh token", got, req)
+	otherGrantIntact("RevokeRefreshToken")
+	must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, req.ID))
+	_, err = s.GetAccessTokenSession(ctx, at2, nil)
+	wantNotFound(t, "access token after RevokeAccessToken", err)
+	otherGrantIntact("RevokeAccessToken")
 	if err := s.RevokeRefreshToken(ctx, "no-such-request"); err != nil && !isNotFound(err) {
 		t.Errorf("RevokeRefreshToken(missing) = %v, want nil or ErrNotFound", err)
 	}
@@ -211,6 +241,7 @@ func testRequestFidelity(t *testing.T, s storage.Store) {
 		req.RequestedAt = req.RequestedAt.In(zone)
 		sess := req.Session.(*storage.Session)
 		sess.ExpiresAt[fosite.AccessToken] = sess.ExpiresAt[fosite.AccessToken].In(zone)
+		sess.AuthTime = sess.AuthTime.In(zone)
 		sig := bigSig()
 		must(t, "create", s.CreateAccessTokenSession(ctx, sig, req))
 		got, err := s.GetAccessTokenSession(ctx, sig, &storage.Session{})
@@ -342,6 +373,76 @@ func testAliasing(t *testing.T, s storage.Store) {
 			t.Errorf("mutating a read trust changed the store")
 		}
 	})
+	t.Run("ResourceServerList", func(t *testing.T) {
+		rs := &storage.ResourceServer{Identifier: "https://list.example/", Scopes: []string{"a"}}
+		must(t, "SaveResourceServer", s.SaveResourceServer(ctx, rs))
+		find := func(list []storage.ResourceServer) *storage.ResourceServer {
+			for i := range list {
+				if list[i].Identifier == rs.Identifier {
+					return &list[i]
+				}
+			}
+			t.Fatalf("ResourceServers does not list %s", rs.Identifier)
+			return nil
+		}
+		list, err := s.ResourceServers(ctx)
+		must(t, "ResourceServers", err)
+		got := find(list)
+		got.Scopes[0] = "mutated"
+		got.Name = "mutated"
+		list, err = s.ResourceServers(ctx)
+		must(t, "ResourceServers", err)
+		if again := find(list); again.Scopes[0] != "a" || again.Name != "" {
+			t.Errorf("mutating a read list changed the store: %+v", again)
+		}
+		if one, err := s.ResourceServer(ctx, rs.Identifier); err != nil || one.Scopes[0] != "a" {
+			t.Errorf("mutating a read list changed ResourceServer: %+v, %v", one, err)
+		}
+	})
+	t.Run("KeySets", func(t *testing.T) {
+		c := &storage.Client{ID: "alias-jwks", JWKS: testJWKS(t)}
+		must(t, "SaveClient", s.SaveClient(ctx, c))
+		c.JWKS.Keys[0].KeyID = "mutated"
+		got, err := s.Client(ctx, c.ID)
+		must(t, "Client", err)
+		if got.JWKS == nil || len(got.JWKS.Keys) != 1 || got.JWKS.Keys[0].KeyID != "k1" {
+			t.Fatalf("mutating the saved JWKS changed the store: %+v", got.JWKS)
+		}
+		got.JWKS.Keys[0].KeyID = "mutated"
+		got.JWKS.Keys = append(got.JWKS.Keys, got.JWKS.Keys[0])
+		if again, _ := s.Client(ctx, c.ID); again == nil || len(again.JWKS.Keys) != 1 || again.JWKS.Keys[0].KeyID != "k1" {
+			t.Errorf("mutating a read JWKS changed the store")
+		}
+
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		must(t, "key", err)
+		rs := &storage.ResourceServer{Identifier: "https://enc.example/",
+			Encryption: &jose.JSONWebKey{Key: &k.PublicKey, KeyID: "enc", Algorithm: "ECDH-ES", Use: "enc"}}
+		must(t, "SaveResourceServer", s.SaveResourceServer(ctx, rs))
+		rs.Encryption.KeyID = "mutated"
+		gotRS, err := s.ResourceServer(ctx, rs.Identifier)
+		must(t, "ResourceServer", err)
+		if gotRS.Encryption == nil || gotRS.Encryption.KeyID != "enc" {
+			t.Fatalf("mutating the saved encryption key changed the store: %+v", gotRS.Encryption)
+		}
+		gotRS.Encryption.KeyID = "mutated"
+		if again, _ := s.ResourceServer(ctx, rs.Identifier); again == nil || again.Encryption.KeyID != "enc" {
+			t.Errorf("mutating a read encryption key changed the store")
+		}
+
+		tr := &storage.Trust{ID: "alias-jwks", Issuer: "https://jwks-idp.example", JWKS: testJWKS(t)}
+		must(t, "SaveTrust", s.SaveTrust(ctx, tr))
+		tr.JWKS.Keys[0].KeyID = "mutated"
+		list, err := s.Trusts(ctx, tr.Issuer)
+		must(t, "Trusts", err)
+		if len(list) != 1 || list[0].JWKS == nil || list[0].JWKS.Keys[0].KeyID != "k1" {
+			t.Fatalf("mutating the saved trust JWKS changed the store: %+v", list)
+		}
+		list[0].JWKS.Keys[0].KeyID = "mutated"
+		if again, _ := s.Trusts(ctx, tr.Issuer); len(again) != 1 || again[0].JWKS.Keys[0].KeyID != "k1" {
+			t.Errorf("mutating a read trust JWKS changed the store")
+		}
+	})
 }
 
 func testTransactions(t *testing.T, s storage.Store) {
@@ -434,6 +535,14 @@ func testGC(t *testing.T, s storage.Store) {
 	must(t, "live code", s.CreateAuthorizeCodeSession(ctx, kept["code"], live))
 	must(t, "live access", s.CreateAccessTokenSession(ctx, kept["access"], live))
 	must(t, "live refresh", s.CreateRefreshTokenSession(ctx, kept["refresh"], kept["access"], live))
+	// A session without an expiry for the token's kind never expires (fosite leaves the
+	// refresh-token expiry unset when RefreshTokenLifespan is -1): collection must keep it.
+	forever := newRequest(t, client)
+	forever.Session.(*storage.Session).ExpiresAt = nil
+	eternal := map[string]string{"code": bigSig(), "access": bigSig(), "refresh": bigSig()}
+	must(t, "code without expiry", s.CreateAuthorizeCodeSession(ctx, eternal["code"], forever))
+	must(t, "access without expiry", s.CreateAccessTokenSession(ctx, eternal["access"], forever))
+	must(t, "refresh without expiry", s.CreateRefreshTokenSession(ctx, eternal["refresh"], eternal["access"], forever))
 	must(t, "jti expired", s.UseJTI(ctx, "jti-old", past))
 	must(t, "jti live", s.UseJTI(ctx, "jti-live", now().Add(time.Hour)))
 
@@ -458,6 +567,12 @@ func testGC(t *testing.T, s storage.Store) {
 	must(t, "live access token after GC", err)
 	_, err = s.GetRefreshTokenSession(ctx, kept["refresh"], nil)
 	must(t, "live refresh token after GC", err)
+	_, err = s.GetAuthorizeCodeSession(ctx, eternal["code"], nil)
+	must(t, "code without expiry after GC", err)
+	_, err = s.GetAccessTokenSession(ctx, eternal["access"], nil)
+	must(t, "access token without expiry after GC", err)
+	_, err = s.GetRefreshTokenSession(ctx, eternal["refresh"], nil)
+	must(t, "refresh token without expiry after GC", err)
 	if err := s.UseJTI(ctx, "jti-live", now().Add(time.Hour)); !errors.Is(err, storage.ErrJTIUsed) {
 		t.Errorf("live jti after GC: %v, want ErrJTIUsed", err)
 	}

@@ -36,7 +36,11 @@ type Claims struct {
 // Scopes returns the scope claim split at spaces (RFC 6749 §3.3,
 // https://www.rfc-editor.org/rfc/rfc6749#section-3.3). It returns nil when there is no scope.
 func (c *Claims) Scopes() []string {
-	return strings.Fields(c.Scope)
+	f := strings.Fields(c.Scope)
+	if len(f) == 0 {
+		return nil
+	}
+	return f
 }
 
 // HasScope reports whether the scope claim contains s exactly (scope tokens are

@@ -45,3 +45,48 @@ func TestCaseVariant(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimsHelpers(t *testing.T) {
+	for _, tt := range []struct {
+		scope  string
+		scopes []string
+		has    map[string]bool
+	}{
+		{"", nil, map[string]bool{"": false, "a": false}},
+		{"   ", nil, map[string]bool{"": false, " ": false}},
+		{"a", []string{"a"}, map[string]bool{"a": true, "A": false, "": false}},
+		{"a  b", []string{"a", "b"}, map[string]bool{"a": true, "b": true, "": false, "a b": false}},
+		{"orders:read orders:write", []string{"orders:read", "orders:write"},
+			map[string]bool{"orders:read": true, "orders": false, "read": false, "orders:read orders:write": false}},
+	} {
+		c := &Claims{Scope: tt.scope}
+		got := c.Scopes()
+		if !slices.Equal(got, tt.scopes) || (tt.scopes == nil) != (got == nil) {
+			t.Errorf("Scopes(%q) = %#v, want %#v", tt.scope, got, tt.scopes)
+		}
+		for s, want := range tt.has {
+			if c.HasScope(s) != want {
+				t.Errorf("HasScope(%q) with scope %q = %v, want %v", s, tt.scope, !want, want)
+			}
+		}
+	}
+}
+
+func TestClaimsRawAndDecode(t *testing.T) {
+	c := &Claims{raw: []byte(`{"roles":["admin"],"tenant":"t1","n":1}`)}
+	raw := c.Raw()
+	raw[2] = 'X'
+	var app struct {
+		Roles  []string `json:"roles"`
+		Tenant string   `json:"tenant"`
+	}
+	if err := c.Decode(&app); err != nil || app.Tenant != "t1" || !slices.Equal(app.Roles, []string{"admin"}) {
+		t.Fatalf("Decode after changing Raw's copy = %+v, %v", app, err)
+	}
+	var wrong struct {
+		N string `json:"n"`
+	}
+	if err := c.Decode(&wrong); err == nil {
+		t.Fatal("Decode into a mismatching type succeeded")
+	}
+}

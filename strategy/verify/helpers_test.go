@@ -172,6 +172,7 @@ type fakeIssuer struct {
 	raw          []byte // if set, served instead of keys
 	cacheControl string
 	metaIssuer   string // if set, overrides the issuer in the metadata
+	metaRaw      []byte // if set, served instead of the metadata document
 
 	down      atomic.Bool
 	jwksHits  atomic.Int64
@@ -198,8 +199,13 @@ func newFakeIssuer(t testing.TB, keys ...testKey) *fakeIssuer {
 		if f.metaIssuer != "" {
 			iss = f.metaIssuer
 		}
+		raw := f.metaRaw
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if raw != nil {
+			_, _ = w.Write(raw)
+			return
+		}
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer":   iss,
 			"jwks_uri": f.issuer + "/jwks",

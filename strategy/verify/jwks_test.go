@@ -364,6 +364,23 @@ func TestDiscoveryAndFetchFailures(t *testing.T) {
 		}, "larger than"},
 		{"JWKS 404", func(f *fakeIssuer, c *Config) { c.JWKSURL = f.issuer + "/nope" }, "status 404"},
 		{"metadata 404", func(f *fakeIssuer, c *Config) { c.Issuer = f.srv.URL + "/other" }, "status 404"},
+		{"issuer other case", func(f *fakeIssuer, c *Config) {
+			f.metaIssuer = strings.Replace(f.issuer, "http://", "HTTP://", 1)
+		}, "does not equal"},
+		{"metadata without issuer", func(f *fakeIssuer, c *Config) {
+			f.metaRaw = []byte(`{"jwks_uri":"` + f.issuer + `/jwks"}`)
+		}, "does not equal"},
+		{"metadata without jwks_uri", func(f *fakeIssuer, c *Config) {
+			f.metaRaw = []byte(`{"issuer":"` + f.issuer + `"}`)
+		}, "no jwks_uri"},
+		{"jwks_uri not https", func(f *fakeIssuer, c *Config) {
+			f.metaRaw = []byte(`{"issuer":"` + f.issuer + `","jwks_uri":"http://as.example.com/jwks"}`)
+		}, "jwks_uri"},
+		{"metadata not JSON", func(f *fakeIssuer, c *Config) { f.metaRaw = []byte("<html>") }, "not valid JSON"},
+		{"JWKS not JSON", func(f *fakeIssuer, c *Config) { f.setRaw([]byte("<html>")) }, "not valid JSON"},
+		{"JWKS with only a symmetric key", func(f *fakeIssuer, c *Config) {
+			f.setRaw([]byte(`{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}`))
+		}, "no usable signature key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,9 +55,14 @@ func TestMetadataHandler(t *testing.T) {
 		t.Fatalf("metadata:\n got %s\nwant %s", b, want)
 	}
 	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("HEAD", "/.well-known/oauth-protected-resource", nil))
+	if rec.Code != 200 || rec.Body.Len() != 0 || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("HEAD: %d, %d body bytes, %v", rec.Code, rec.Body.Len(), rec.Header())
+	}
+	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
-	if rec.Code != http.StatusMethodNotAllowed {
-		t.Fatalf("POST: %d", rec.Code)
+	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+		t.Fatalf("POST: %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
 	}
 
 	for name, bad := range map[string]ProtectedResourceMetadata{

@@ -222,3 +222,148 @@ func TestFromContextEmpty(t *testing.T) {
 		t.Fatal("nil claims reported as present")
 	}
 }
+
+// TestMiddlewareErrorDescriptions: each kind of Verify failure is answered 401 invalid_token
+// with its own fixed error_description, which never repeats the token.
+func TestMiddlewareErrorDescriptions(t *testing.T) {
+	clk := newClock()
+	k := newECKey(t, "k1")
+	v := newStaticVerifier(t, clk, k, nil)
+	twin, foreign := newECKey(t, "k1"), newECKey(t, "k2")
+	now := clk.Now()
+	claims := func(mod func(map[string]any)) map[string]any {
+		c := claimsAt(testIssuer, now)
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	good := k.token(t, k.header(), claims(nil))
+	p := strings.Split(good, ".")
+	rs384 := b64([]byte(`{"alg":"RS384","typ":"at+jwt","kid":"k1"}`)) + "." + p[1] + "." + p[2]
+	jku := k.header()
+	jku["jku"] = "https://evil.example/jwks"
+	tests := []struct{ name, tok, desc string }{
+		{"expired", k.token(t, k.header(), claims(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })), "the access token expired"},
+		{"not yet valid", k.token(t, k.header(), claims(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() })), "the access token is not valid yet"},
+		{"audience", k.token(t, k.header(), claims(func(c map[string]any) { c["aud"] = "https://other/" })), "the access token is not meant for this resource"},
+		{"issuer", k.token(t, k.header(), claims(func(c map[string]any) { c["iss"] = "https://evil.example" })), "the access token is not from the expected issuer"},
+		{"type", k.token(t, map[string]any{"alg": "ES256", "typ": "JWT", "kid": "k1"}, claims(nil)), "not an access token (typ must be at+jwt)"},
+		{"algorithm", rs384, "signature algorithm not accepted"},
+		{"unknown key", foreign.token(t, foreign.header(), claims(nil)), "unknown signing key"},
+		{"signature", twin.token(t, twin.header(), claims(nil)), "invalid signature"},
+		{"missing claim", k.token(t, k.header(), claims(func(c map[string]any) { delete(c, "jti") })), "a required claim is missing"},
+		{"encrypted", "aaaa.bbbb.cccc.dddd.eeee", "the access token cannot be decrypted"},
+		{"key header", k.token(t, jku, claims(nil)), "malformed access token"},
+		{"duplicate claim", k.sign(t, mustJSON(t, k.header()), []byte(strings.TrimSuffix(string(mustJSON(t, claims(nil))), "}")+`,"aud":"x"}`)), "malformed access token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("Authorization", "Bearer "+tt.tok)
+			rec := httptest.NewRecorder()
+			reached := false
+			v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true })).ServeHTTP(rec, req)
+			want := `Bearer realm="https://orders.example.com/", error="invalid_token", error_description="` + tt.desc + `"`
+			if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != want || reached {
+				t.Fatalf("got %d %q (handler reached: %v)\nwant 401 %q", rec.Code, rec.Header().Get("WWW-Authenticate"), reached, want)
+			}
+			for _, s := range segments(tt.tok) {
+				if strings.Contains(rec.Header().Get("WWW-Authenticate")+rec.Body.String(), s) {
+					t.Fatal("response repeats part of the token")
+				}
+			}
+		})
+	}
+}
+
+// TestMiddlewareDeliveryEdges: malformed form delivery is 400, a query token marks the response
+// private (RFC 6750 §2.3), and a header token leaves Cache-Control alone.
+func TestMiddlewareDeliveryEdges(t *testing.T) {
+	clk := newClock()
+	k := newEdKey(t, "k1")
+	v := newStaticVerifier(t, clk, k, func(c *Config) { c.AllowQueryToken = true; c.AllowFormToken = true })
+	good := k.token(t, k.header(), claimsAt(testIssuer, clk.Now()))
+	form := url.Values{"access_token": {good}}.Encode()
+	tests := []struct {
+		name, method, target, body, auth, cacheControl string
+		want                                           int
+	}{
+		{"query", "GET", "/?access_token=" + good, "", "", "private", 200},
+		{"header", "GET", "/", "", "Bearer " + good, "", 200},
+		{"form twice", "POST", "/", form + "&" + form, "", "", 400},
+		{"form token malformed", "POST", "/", "access_token=a%20b", "", "", 400},
+		{"form body too large", "POST", "/", "x=" + strings.Repeat("a", 1<<20+16), "", "", 400},
+		{"form body malformed", "POST", "/", "access_token=%zz", "", "", 400},
+		{"header and form", "POST", "/", form, "Bearer " + good, "", 400},
+		{"query token malformed", "GET", "/?access_token=a%22b", "", "", "", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
+			req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d; want %d (%s)", rec.Code, tt.want, rec.Header().Get("WWW-Authenticate"))
+			}
+			if tt.want == 400 && !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_request"`) {
+				t.Fatalf("400 without invalid_request: %q", rec.Header().Get("WWW-Authenticate"))
+			}
+			if tt.want == 200 && rec.Header().Get("Cache-Control") != tt.cacheControl {
+				t.Fatalf("Cache-Control %q; want %q", rec.Header().Get("Cache-Control"), tt.cacheControl)
+			}
+		})
+	}
+}
+
+// TestRequireScopeResourceMetadata: the 403 challenge also points at the RFC 9728 metadata.
+func TestRequireScopeResourceMetadata(t *testing.T) {
+	clk := newClock()
+	k := newEdKey(t, "k1")
+	meta := "https://orders.example.com/.well-known/oauth-protected-resource"
+	v := newStaticVerifier(t, clk, k, func(c *Config) { c.ResourceMetadata = meta })
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer "+k.token(t, k.header(), claimsAt(testIssuer, clk.Now())))
+	rec := httptest.NewRecorder()
+	v.Middleware(v.RequireScope("orders:delete")(http.NotFoundHandler())).ServeHTTP(rec, req)
+	want := `Bearer realm="https://orders.example.com/", error="insufficient_scope", error_description="the access token does not grant the scope this request needs", scope="orders:delete", resource_metadata="` + meta + `"`
+	if rec.Code != http.StatusForbidden || rec.Header().Get("WWW-Authenticate") != want {
+		t.Fatalf("got %d %q\nwant 403 %q", rec.Code, rec.Header().Get("WWW-Authenticate"), want)
+	}
+}
+
+// TestMiddlewareFormAndQueryOffByDefault: without AllowFormToken and AllowQueryToken a token in
+// the body or the query is not read (401 without an error code, as for no token at all), and
+// the metadata lists only the header method.
+func TestMiddlewareFormAndQueryOffByDefault(t *testing.T) {
+	clk := newClock()
+	k := newEdKey(t, "k1")
+	v := newStaticVerifier(t, clk, k, nil)
+	good := k.token(t, k.header(), claimsAt(testIssuer, clk.Now()))
+	for _, tt := range []struct{ name, method, target, body string }{
+		{"form", "POST", "/", url.Values{"access_token": {good}}.Encode()},
+		{"query", "GET", "/?access_token=" + good, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			rec := httptest.NewRecorder()
+			v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })).ServeHTTP(rec, req)
+			if rec.Code != 401 || rec.Header().Get("WWW-Authenticate") != `Bearer realm="https://orders.example.com/"` {
+				t.Fatalf("got %d %q; want 401 without an error code", rec.Code, rec.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+	if m := v.Metadata(); len(m.BearerMethodsSupported) != 1 || m.BearerMethodsSupported[0] != "header" {
+		t.Errorf("bearer_methods_supported = %q, want [header]", m.BearerMethodsSupported)
+	}
+}

@@ -229,6 +229,29 @@ func TestVerifyRejects(t *testing.T) {
 		{"expired long ago", with(nil, set("exp", 1)), ErrExpired},
 		{"nbf in the future", with(nil, set("nbf", now.Add(time.Minute).Unix())), ErrNotYetValid},
 		{"iat in the future", with(nil, set("iat", now.Add(time.Minute).Unix())), ErrNotYetValid},
+		{"expired at the leeway edge", with(nil, set("exp", now.Add(-30*time.Second).Unix())), ErrExpired},
+		{"exp boolean", with(nil, set("exp", true)), ErrMalformed},
+		{"iat huge", with(nil, set("iat", 1e300)), ErrMalformed},
+		{"nbf negative", with(nil, set("nbf", -5)), ErrMalformed},
+		{"auth_time numeric string", with(nil, set("auth_time", "1")), ErrMalformed},
+		{"auth_time out of range", with(nil, set("auth_time", 1e20)), ErrMalformed},
+		{"iss not a string", with(nil, set("iss", 1)), ErrMalformed},
+		{"client_id array", with(nil, set("client_id", []string{"client-a"})), ErrMalformed},
+		{"jti number", with(nil, set("jti", 7)), ErrMalformed},
+		{"acr number", with(nil, set("acr", 1)), ErrMalformed},
+		{"amr string", with(nil, set("amr", "pwd")), ErrMalformed},
+		{"sub empty", with(nil, set("sub", "")), ErrMissingClaim},
+		{"iss empty", with(nil, set("iss", "")), ErrMissingClaim},
+		{"iss other case", with(nil, set("iss", strings.ToUpper(e.iss.issuer))), ErrIssuer},
+		{"iss trailing space", with(nil, set("iss", e.iss.issuer+" ")), ErrIssuer},
+		{"aud other case", with(nil, set("aud", strings.ToUpper(testAudience))), ErrAudience},
+		{"aud array without ours", with(nil, set("aud", []string{"https://a/", "https://b/"})), ErrAudience},
+		{"kid other case", with(set("kid", "RSA-1"), nil), ErrUnknownKey},
+		{"ES384 with a P-256 key", (testKey{kid: "ec-1", alg: jose.ES384, priv: e.ecK.priv}).token(t, map[string]any{"alg": "ES384", "typ": "at+jwt", "kid": "ec-1"}, e.claims()), ErrUnknownKey},
+		{"EdDSA with an RSA kid", (testKey{kid: "rsa-1", alg: jose.EdDSA, priv: e.edK.priv}).token(t, map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "rsa-1"}, e.claims()), ErrUnknownKey},
+		{"zip header", with(set("zip", "DEF"), nil), ErrMalformed},
+		{"enc header in a JWS", with(set("enc", "A256GCM"), nil), ErrMalformed},
+		{"header too long", with(set("pad", strings.Repeat("p", 3<<10)), nil), ErrMalformed},
 		{"signature of another token", parts[0] + "." + strings.Split(with(nil, set("sub", "admin")), ".")[1] + "." + parts[2], ErrSignature},
 		{"truncated signature", parts[0] + "." + parts[1] + "." + parts[2][:20], ErrSignature},
 	}
@@ -322,6 +345,32 @@ func TestNew(t *testing.T) {
 		}, ErrConfig},
 		{"resource metadata relative", func(c *Config) { c.ResourceMetadata = "/.well-known/x" }, ErrConfig},
 		{"metadata issuer mismatch", func(c *Config) { c.Issuer = iss.issuer + "/" }, ErrKeysUnavailable},
+		{"issuer with user info", func(c *Config) { c.Issuer = "https://user@as.example.com" }, ErrConfig},
+		{"issuer not https", func(c *Config) { c.Issuer = "ftp://as.example.com" }, ErrConfig},
+		{"unknown algorithm", func(c *Config) { c.Algorithms = []jose.SignatureAlgorithm{"XS256"} }, ErrConfig},
+		{"ok ES512 only", func(c *Config) { c.Keys = static; c.Algorithms = []jose.SignatureAlgorithm{jose.ES512} }, nil},
+		{"negative FetchTimeout", func(c *Config) { c.FetchTimeout = -time.Second }, ErrConfig},
+		{"negative MinRefreshInterval", func(c *Config) { c.MinRefreshInterval = -time.Second }, ErrConfig},
+		{"RefreshInterval below the default minimum", func(c *Config) { c.RefreshInterval = 30 * time.Second }, ErrConfig},
+		{"JWKSURL with fragment", func(c *Config) { c.JWKSURL = iss.issuer + "/jwks#x" }, ErrConfig},
+		{"JWKSURL relative", func(c *Config) { c.JWKSURL = "/jwks" }, ErrConfig},
+		{"resource metadata http not loopback", func(c *Config) { c.ResourceMetadata = "http://orders.example.com/.well-known/oauth-protected-resource" }, ErrConfig},
+		{"static key for encryption", func(c *Config) {
+			k := newECKey(t, "enc").public()
+			k.Use = "enc"
+			c.Keys = &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k}}
+		}, ErrConfig},
+		{"ok decryption JWK", func(c *Config) { c.DecryptionKey = &jose.JSONWebKey{Key: rsaPriv.priv} }, nil},
+		{"decryption JWK with a public key", func(c *Config) { c.DecryptionKey = &jose.JSONWebKey{Key: rsaPriv.priv.Public()} }, ErrConfig},
+		{"decryption JWK with an Ed25519 key", func(c *Config) { c.DecryptionKey = &jose.JSONWebKey{Key: newEdKey(t, "x").priv} }, ErrConfig},
+		{"empty key encryption list", func(c *Config) {
+			c.DecryptionKey = rsaPriv.priv
+			c.KeyEncryptionAlgorithms = []jose.KeyAlgorithm{}
+		}, ErrConfig},
+		{"empty content encryption list", func(c *Config) {
+			c.DecryptionKey = rsaPriv.priv
+			c.ContentEncryptionAlgorithms = []jose.ContentEncryption{}
+		}, ErrConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,6 +423,24 @@ func TestVerifyEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	inner := sk.token(t, sk.header(), claimsAt("https://as.example.com", clk.Now()))
+	encryptWith := func(t *testing.T, payload string, alg jose.KeyAlgorithm, enc jose.ContentEncryption,
+		headers map[jose.HeaderKey]any, zip jose.CompressionAlgorithm, to any) string {
+		t.Helper()
+		e, err := jose.NewEncrypter(enc, jose.Recipient{Algorithm: alg, Key: to},
+			&jose.EncrypterOptions{ExtraHeaders: headers, Compression: zip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := e.Encrypt([]byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := obj.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	encrypt := func(t *testing.T, payload string, headers map[jose.HeaderKey]any, to any) string {
 		t.Helper()
 		enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.RSA_OAEP_256, Key: to},
@@ -394,6 +461,20 @@ func TestVerifyEncrypted(t *testing.T) {
 	jwt := map[jose.HeaderKey]any{jose.HeaderContentType: "JWT"}
 	other := newRSAKey(t, "other")
 	idToken := sk.token(t, map[string]any{"alg": "ES256", "typ": "JWT", "kid": "ec-1"}, claimsAt("https://as.example.com", clk.Now()))
+	jkuHeader := sk.header()
+	jkuHeader["jku"] = "https://evil.example/jwks"
+	withJKU := sk.token(t, jkuHeader, claimsAt("https://as.example.com", clk.Now()))
+	// An EC resource-server key given as a JWK, for ECDH-ES.
+	ecEnc := newECKey(t, "enc-ec")
+	jwkV := func() *Verifier {
+		cfg := base
+		cfg.DecryptionKey = &jose.JSONWebKey{Key: ecEnc.priv, KeyID: "enc-ec"}
+		v, err := New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}()
 	tests := []struct {
 		name string
 		v    *Verifier
@@ -409,6 +490,14 @@ func TestVerifyEncrypted(t *testing.T) {
 		{"payload not a JWS", v, encrypt(t, `{"sub":"x"}`, jwt, rsKey.priv.Public()), ErrDecrypt},
 		{"nested ID token", v, encrypt(t, idToken, jwt, rsKey.priv.Public()), ErrType},
 		{"nested JWE", v, encrypt(t, encrypt(t, inner, jwt, rsKey.priv.Public()), jwt, rsKey.priv.Public()), ErrDecrypt},
+		{"cty at+jwt", v, encrypt(t, inner, map[jose.HeaderKey]any{jose.HeaderContentType: "at+jwt"}, rsKey.priv.Public()), nil},
+		{"nested token with jku", v, encrypt(t, withJKU, jwt, rsKey.priv.Public()), ErrMalformed},
+		{"compressed", v, encryptWith(t, inner, jose.RSA_OAEP_256, jose.A256GCM, jwt, jose.DEFLATE, rsKey.priv.Public()), ErrDecrypt},
+		{"RSA1_5 not accepted", v, encryptWith(t, inner, jose.RSA1_5, jose.A256GCM, jwt, "", rsKey.priv.Public()), ErrDecrypt},
+		{"enc A192GCM not accepted", v, encryptWith(t, inner, jose.RSA_OAEP_256, jose.A192GCM, jwt, "", rsKey.priv.Public()), ErrDecrypt},
+		{"JWK key, ECDH-ES", jwkV, encryptWith(t, inner, jose.ECDH_ES, jose.A128GCM, jwt, "", ecEnc.priv.Public()), nil},
+		{"JWK key, ECDH-ES+A256KW", jwkV, encryptWith(t, inner, jose.ECDH_ES_A256KW, jose.A256GCM, jwt, "", ecEnc.priv.Public()), nil},
+		{"JWK key, RSA recipient", jwkV, encrypt(t, inner, jwt, rsKey.priv.Public()), ErrDecrypt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,6 +510,11 @@ func TestVerifyEncrypted(t *testing.T) {
 			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %v; want %v", err, tt.want)
+			}
+			for _, seg := range append(segments(tt.tok), segments(inner)...) {
+				if strings.Contains(err.Error(), seg) {
+					t.Fatalf("error %q contains part of the token", err)
+				}
 			}
 		})
 	}
