@@ -30,8 +30,8 @@ const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // Client authentication is optional unless RequireClientAuth is set; credentials that are
 // presented must be valid, which the caller ensures by authenticating before fosite does
 // (fosite ignores client-authentication errors of a grant that may skip it). Without client
-// authentication the token's client_id is the assertion's issuer, and the token is not
-// recorded in AccessTokenStorage (no client could introspect it as its own or revoke it).
+// authentication the token's client_id is the assertion's issuer. The token is recorded in
+// AccessTokenStorage either way, so that introspection answers for it.
 //
 // See https://www.rfc-editor.org/rfc/rfc7523#section-2.1.
 type JWTBearer struct {
@@ -225,10 +225,8 @@ func (h *JWTBearer) PopulateTokenEndpointResponse(ctx context.Context, ar fosite
 	if err != nil {
 		return err
 	}
-	if g.ClientAuthenticated {
-		if err := h.AccessTokenStorage.CreateAccessTokenSession(ctx, signature, ar.Sanitize(nil)); err != nil {
-			return err
-		}
+	if err := h.AccessTokenStorage.CreateAccessTokenSession(ctx, signature, ar.Sanitize(nil)); err != nil {
+		return err
 	}
 	resp.SetAccessToken(token)
 	resp.SetTokenType("bearer")

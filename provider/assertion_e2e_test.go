@@ -203,6 +203,11 @@ func TestJWTBearerHandBuilt(t *testing.T) {
 	if c["sub"] != "svc-a" || c["aud"] != billing || c["scope"] != "billing:read" || c["client_id"] != idpIssuer {
 		t.Fatalf("claims %v", c)
 	}
+	// Without client authentication the token is persisted too: introspection answers for it
+	// with its own claims (its client_id, the issuer, is no registered client).
+	if _, im := as.post("introspect", url.Values{"token": {m["access_token"].(string)}}, "rs", "rs-secret-0123456789"); im["active"] != true || im["client_id"] != idpIssuer || im["sub"] != "svc-a" || im["aud"] != billing {
+		t.Fatalf("introspection of a token issued without client authentication: %v", im)
+	}
 	// With client authentication: the client's limits apply too, and the token is introspectable.
 	f = url.Values{"grant_type": {jwtBearer}, "assertion": {idp.sign(t, as.assertionClaims(idpIssuer, "svc-a", "aud", as.issuer))}}
 	resp, m = as.post("token", f, "bearer-client", "bearer-secret-0123456789")

@@ -574,3 +574,44 @@ func TestAuditRefreshReuseRevokesEverything(t *testing.T) {
 		t.Fatalf("current refresh token after reuse: %d %v", resp.StatusCode, m)
 	}
 }
+
+// TestRefreshScopeNarrowing: a refresh request's scope may narrow the token to scopes of the
+// grant that its resource server accepts; a scope outside the grant, or one of another
+// resource server, is invalid_scope and leaves the refresh token usable; the stored grant keeps
+// every scope.
+func TestRefreshScopeNarrowing(t *testing.T) {
+	as := newAS(t)
+	_, code, v := auditCode(t, as, "web", "", []string{"orders:read", "billing:read"}, orders, billing)
+	resp, m := as.auditExchange(code, v)
+	if resp.StatusCode != 200 {
+		t.Fatalf("exchange: %d %v", resp.StatusCode, m)
+	}
+	rt := m["refresh_token"].(string)
+	for _, tc := range []struct {
+		name string
+		kv   []string
+	}{
+		{"scope of another resource server", []string{"resource", orders, "scope", "billing:read"}},
+		{"scope never granted", []string{"scope", "orders:write"}},
+		{"one good, one never granted", []string{"scope", "orders:read orders:write"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := as.auditRefresh(rt, tc.kv...)
+			if resp.StatusCode != 400 || m["error"] != "invalid_scope" {
+				t.Fatalf("%d %v, want 400 invalid_scope", resp.StatusCode, m)
+			}
+		})
+	}
+	// The refused requests did not use up the refresh token; a narrowed one works.
+	resp, m = as.auditRefresh(rt, "resource", orders, "scope", "orders:read")
+	if resp.StatusCode != 200 {
+		t.Fatalf("narrowed refresh: %d %v", resp.StatusCode, m)
+	}
+	checkPolicy(t, as, m, time.Now(), orders, "ES256", 10*time.Minute, "orders:read")
+	// The grant kept billing:read.
+	resp, m = as.auditRefresh(m["refresh_token"].(string), "resource", billing)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh for billing: %d %v", resp.StatusCode, m)
+	}
+	checkPolicy(t, as, m, time.Now(), billing, "RS256", 5*time.Minute, "billing:read")
+}

@@ -139,7 +139,13 @@ func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester)
 		if err != nil {
 			return nil, err
 		}
-		return &tokenTarget{rs: rs}, nil
+		t := &tokenTarget{rs: rs}
+		if gt.ExactOne("refresh_token") {
+			if t.scopes, err = refreshScopes(ar, rs); err != nil {
+				return nil, err
+			}
+		}
+		return t, nil
 	}
 	rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, nil)
 	if err != nil {
@@ -154,6 +160,25 @@ func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester)
 	}
 	ar.GrantAudience(rs.Identifier)
 	return &tokenTarget{rs: rs, scopes: scopes}, nil
+}
+
+// refreshScopes applies a refresh request's scope parameter (RFC 6749 §6): none means the
+// grant's scopes that rs accepts (nil: decided when the token is minted); a narrower set must
+// lie within the grant and be accepted by rs, else invalid_scope. fosite replaces the
+// requested scopes with the grant's, so the parameter is read from the form; the grant itself,
+// stored again with the new refresh token, keeps all its scopes.
+func refreshScopes(ar fosite.AccessRequester, rs *storage.ResourceServer) ([]string, error) {
+	requested := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("scope"), " "))
+	if len(requested) == 0 {
+		return nil, nil
+	}
+	granted := ar.GetGrantedScopes()
+	for _, s := range requested {
+		if !granted.Has(s) {
+			return nil, fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this refresh token.", s)
+		}
+	}
+	return handlers.GrantScopes(requested, granted, rs)
 }
 
 // resolveBearerTarget is resolveTarget for the jwt-bearer grant (RFC 7523 §2.1): the resource

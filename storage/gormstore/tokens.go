@@ -167,7 +167,16 @@ func (s *Store) getToken(ctx context.Context, kind int, signature string, sessio
 		}
 	}
 	client, err := s.Client(ctx, rec.ClientID)
-	if err != nil {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		// The grant's client is not registered: the jwt-bearer grant without client
+		// authentication names the assertion's issuer, and a client may have been deleted
+		// since. The session still reads back (introspection answers for the token), with a
+		// client that has only its id — no secret, grant types, scopes or resources — so it
+		// authorizes nothing: fosite compares the authenticated client of a refresh or
+		// revocation request with it, and authentication reads the ClientStore, never this.
+		client = &storage.Client{ID: rec.ClientID}
+	case err != nil:
 		return nil, nil, false, fmt.Errorf("gormstore: client of token session: %w", err)
 	}
 	req := &fosite.Request{
