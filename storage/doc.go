@@ -12,8 +12,8 @@
 //   - A missing record is [ErrNotFound] (the same value as fosite.ErrNotFound, so fosite's own
 //     branches work). A duplicate on create is [ErrConflict]. A reused JWT ID is [ErrJTIUsed].
 //   - Times are stored and returned in UTC.
-//   - Text round-trips exactly or is refused with an error: a [Session] holding invalid UTF-8
-//     cannot be encoded ([Session.MarshalJSON]), so it is never stored altered.
+//   - Text round-trips exactly or is refused with an error: a value holding invalid UTF-8
+//     anywhere (an id, a scope, a JWK's kid, a session claim) is never stored altered.
 //   - Nothing returned from a read aliases the store's internal state, and nothing the caller
 //     passes in is retained: callers may mutate what they get and what they gave.
 //   - Secrets are stored only as hashes ([Client.SecretHash]); private signing keys only sealed

@@ -1,13 +1,9 @@
 package storage
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"maps"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/go-jose/go-jose/v4"
@@ -310,49 +306,6 @@ type Session struct {
 }
 
 var _ fosite.Session = (*Session)(nil)
-
-// errSessionText refuses a session that cannot be stored exactly.
-var errSessionText = errors.New("storage: session holds text that is not valid UTF-8 and cannot be stored exactly")
-
-// MarshalJSON implements json.Marshaler with the session's usual JSON form, but refuses a
-// session holding a string that is not valid UTF-8 anywhere (subject, claims, Extra, map keys):
-// encoding/json would silently replace such bytes with U+FFFD, and the session read back would
-// differ from the one written. Stores encode sessions with encoding/json, so they refuse to
-// write it instead.
-func (s *Session) MarshalJSON() ([]byte, error) {
-	type plain Session // the same fields and tags, without this method
-	b, err := json.Marshal((*plain)(s))
-	if err != nil {
-		return nil, err
-	}
-	if !utf8.Valid(b) || replacedInvalidUTF8(b) {
-		return nil, errSessionText
-	}
-	return b, nil
-}
-
-// replacedInvalidUTF8 reports whether encoding/json replaced invalid UTF-8 while producing b. It
-// writes each invalid byte as the escape \ufffd and a genuine U+FFFD as the character itself, so
-// an unescaped backslash followed by "ufffd" comes only from invalid input (or from a
-// json.Marshaler in Extra that wrote that escape itself, which is refused too).
-func replacedInvalidUTF8(b []byte) bool {
-	const esc = `\ufffd`
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte(esc))
-		if j < 0 {
-			return false
-		}
-		j += i
-		n := 0 // backslashes ending at j: an odd count means b[j] starts an escape
-		for k := j; k >= 0 && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 1 {
-			return true
-		}
-		i = j + 1
-	}
-}
 
 // SetExpiresAt implements fosite.Session.
 func (s *Session) SetExpiresAt(key fosite.TokenType, exp time.Time) {

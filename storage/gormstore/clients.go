@@ -165,15 +165,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 	if c == nil || c.ID == "" {
 		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
 	}
-	if err := checkText("client", c.ID, c.Name, c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg, c.JWKSURI); err != nil {
-		return err
-	}
-	for _, l := range [][]string{c.RedirectURIs, c.GrantTypes, c.ResponseTypes, c.Scopes, c.Resources} {
-		if err := checkText("client", l...); err != nil {
-			return err
-		}
-	}
-	data, err := json.Marshal(clientRecord{
+	data, err := encode("client", clientRecord{
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, RotatedSecretHashes: c.RotatedSecretHashes,
 		Public: c.Public, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 		ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Resources: c.Resources,
@@ -181,7 +173,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 	})
 	if err != nil {
-		return wrap("encode client", err)
+		return err
 	}
 	now := s.now().UnixNano()
 	defer s.written(ctx, dirtyClients, c.ID)
@@ -313,18 +305,12 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 	if rs == nil || rs.Identifier == "" {
 		return fmt.Errorf("%w: resource server without identifier", ErrInvalidInput)
 	}
-	if err := checkText("resource server", rs.Identifier, rs.Name, rs.SigningAlg); err != nil {
-		return err
-	}
-	if err := checkText("resource server", rs.Scopes...); err != nil {
-		return err
-	}
-	data, err := json.Marshal(resourceRecord{
+	data, err := encode("resource server", resourceRecord{
 		Identifier: rs.Identifier, Name: rs.Name, Scopes: rs.Scopes, AccessTokenTTL: rs.AccessTokenTTL,
 		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption,
 	})
 	if err != nil {
-		return wrap("encode resource server", err)
+		return err
 	}
 	id := key(rs.Identifier)
 	var isDefault any
@@ -426,14 +412,6 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 	if t == nil || t.Issuer == "" {
 		return fmt.Errorf("%w: trust without issuer", ErrInvalidInput)
 	}
-	if err := checkText("trust", t.ID, t.Issuer, t.Subject, t.JWKSURI); err != nil {
-		return err
-	}
-	for _, l := range [][]string{t.Scopes, t.Resources} {
-		if err := checkText("trust", l...); err != nil {
-			return err
-		}
-	}
 	id := t.ID
 	if id == "" {
 		var b [16]byte
@@ -442,13 +420,13 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 		}
 		id = hex.EncodeToString(b[:])
 	}
-	data, err := json.Marshal(trustRecord{
+	data, err := encode("trust", trustRecord{
 		ID: id, Issuer: t.Issuer, Subject: t.Subject, AllowAnySubject: t.AllowAnySubject,
 		JWKS: t.JWKS, JWKSURI: t.JWKSURI, Scopes: t.Scopes, Resources: t.Resources,
 		ExpiresAt: t.ExpiresAt, MaxAssertionLifetime: t.MaxAssertionLifetime, JTIOptional: t.JTIOptional,
 	})
 	if err != nil {
-		return wrap("encode trust", err)
+		return err
 	}
 	now := s.now().UnixNano()
 	_, err = s.upsert(s.conn(ctx), "mandate_trusts",

@@ -86,17 +86,14 @@ func (s *Store) UpdateKeys(ctx context.Context, update func(current []storage.Ke
 		}
 		recs := make([]keyRecord, len(next))
 		for i, k := range next {
-			if err := checkText("key", k.ID, k.Algorithm, string(k.State)); err != nil {
-				return err
-			}
 			recs[i] = keyRecord{
 				ID: k.ID, Algorithm: k.Algorithm, State: string(k.State), Public: k.Public, Sealed: k.Sealed,
 				CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiredAt: k.RetiredAt, RemoveAt: k.RemoveAt,
 			}
 		}
-		data, err := json.Marshal(recs)
+		data, err := encode("keys", recs)
 		if err != nil {
-			return wrap("encode keys", err)
+			return err
 		}
 		var n int64
 		if version == 0 {

@@ -196,6 +196,11 @@ func (s *Store) applyMigrations(db *gorm.DB) error {
 	if err := queryRow(db, "SELECT COALESCE(MAX(version), 0) FROM mandate_schema_version", nil, &current); err != nil {
 		return err
 	}
+	if current > SchemaVersion {
+		// A newer mandate migrated this database: its schema may hold what this one would
+		// misread. Refuse to start rather than guess.
+		return fmt.Errorf("the database has schema version %d, newer than this build's %d: upgrade mandate", current, SchemaVersion)
+	}
 	for _, m := range migrations {
 		if m.version <= current {
 			continue

@@ -122,3 +122,26 @@ func TestCheckpointer(t *testing.T) {
 		t.Fatal("an in-memory store (no write-ahead log) has a checkpointer")
 	}
 }
+
+// TestNewerSchemaRefused: a database a newer build migrated is refused with a clear error, and
+// left as it was.
+func TestNewerSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "newer.db")
+	s := openT(t, dsn)
+	must(t, s.DB().Exec("INSERT INTO mandate_schema_version (version, applied_at) VALUES (?, 0)", SchemaVersion+1).Error)
+	must(t, s.Close())
+	if st, err := Open(ctx, dsn); err == nil || !strings.Contains(err.Error(), "newer than this build") {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("Open of a newer schema = %v, want a refusal", err)
+	}
+	db, err := openSQLite(strings.TrimPrefix(dsn, "sqlite:"), &gorm.Config{Logger: logger.Discard})
+	must(t, err)
+	raw := &Store{db: db, dialect: dialectSQLite, owned: true}
+	defer raw.Close()
+	if v, err := raw.Version(ctx); err != nil || v != SchemaVersion+1 {
+		t.Fatalf("Version after the refusal = %d, %v; want %d, untouched", v, err, SchemaVersion+1)
+	}
+}

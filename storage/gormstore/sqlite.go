@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/driver"
@@ -20,14 +21,18 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// sqliteParams open every connection in WAL mode with a busy timeout, foreign keys and
-// synchronous=NORMAL (durable across application crashes; WAL keeps the database consistent
-// across power loss). Write transactions start with BEGIN IMMEDIATE, so a transaction takes the
-// write lock up front and waits for it (busy_timeout) instead of failing with SQLITE_BUSY on a
-// read-to-write upgrade. The store checkpoints the log in the background (see checkpointer);
-// SQLite's automatic checkpoint is the backstop, at 10,000 pages (40 MB of log) instead of 1000.
-const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)" +
+// sqliteParams open every connection with a busy timeout, foreign keys and synchronous=NORMAL
+// (durable across application crashes; WAL keeps the database consistent across power loss).
+// Write transactions start with BEGIN IMMEDIATE, so a transaction takes the write lock up front
+// and waits for it (busy_timeout) instead of failing with SQLITE_BUSY on a read-to-write
+// upgrade. The store checkpoints the log in the background (see checkpointer); SQLite's
+// automatic checkpoint is the backstop, at 10,000 pages (40 MB of log) instead of 1000. WAL
+// mode itself is set once per file by openSQLite (see setWAL).
+const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=synchronous(normal)" +
 	"&_pragma=foreign_keys(on)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
+
+// sqliteBusyTimeout is the busy_timeout of sqliteParams.
+const sqliteBusyTimeout = 10 * time.Second
 
 // openSQLite opens path (":memory:" for a private in-memory database).
 func openSQLite(path string, cfg *gorm.Config) (*gorm.DB, error) {
@@ -51,6 +56,9 @@ func openSQLite(path string, cfg *gorm.Config) (*gorm.DB, error) {
 	if memory {
 		// Each connection to ":memory:" is its own database: keep exactly one.
 		sqlDB.SetMaxOpenConns(1)
+	} else if err := setWAL(sqlDB); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	db, err := gorm.Open(sqliteDialector{conn: sqlDB}, cfg)
 	if err != nil {
@@ -62,6 +70,28 @@ func openSQLite(path string, cfg *gorm.Config) (*gorm.DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return db, nil
+}
+
+// setWAL puts the database in WAL mode, which the file then keeps. The switch needs a moment
+// of exclusive access, which the busy handler does not wait for: several instances opening a
+// brand-new file at once would see SQLITE_BUSY (as a journal_mode pragma in the DSN, on every
+// connection, did). So it runs once, retried until busy_timeout; a file already in WAL mode
+// answers at once.
+func setWAL(db *sql.DB) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	for {
+		var mode string
+		err := db.QueryRow("PRAGMA journal_mode=WAL").Scan(&mode)
+		switch {
+		case err == nil && strings.EqualFold(mode, "wal"):
+			return nil
+		case err == nil:
+			return fmt.Errorf("journal mode is %q, not wal", mode)
+		case !errors.Is(err, sqlite3.BUSY) || time.Now().After(deadline):
+			return fmt.Errorf("set WAL mode: %w", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // sqliteUnique reports a SQLite unique or primary-key violation, by extended result code.

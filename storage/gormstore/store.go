@@ -1,10 +1,12 @@
 package gormstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -458,14 +460,43 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// checkText refuses strings that cannot round-trip through JSON exactly.
-func checkText(field string, values ...string) error {
-	for _, v := range values {
-		if !utf8.ValidString(v) {
-			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidInput, field)
-		}
+// encode is json.Marshal for everything the store writes as JSON, refusing (with
+// ErrInvalidInput) a value holding text that is not valid UTF-8 anywhere — an id, a scope, a
+// form value, a JWK's kid, a session claim, a map key: encoding/json would silently replace such
+// bytes with U+FFFD, and the record read back would differ from the one written.
+func encode(what string, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, wrap("encode "+what, err)
 	}
-	return nil
+	if !utf8.Valid(b) || replacedInvalidUTF8(b) {
+		return nil, fmt.Errorf("%w: %s holds text that is not valid UTF-8", ErrInvalidInput, what)
+	}
+	return b, nil
+}
+
+// replacedInvalidUTF8 reports whether encoding/json replaced invalid UTF-8 while producing b. It
+// writes each invalid byte as the escape \ufffd and a genuine U+FFFD as the character itself, so
+// an unescaped backslash followed by "ufffd" comes only from invalid input (or from a
+// json.Marshaler, such as a json.RawMessage, that wrote that escape itself, which is refused
+// too).
+func replacedInvalidUTF8(b []byte) bool {
+	const esc = `\ufffd`
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(esc))
+		if j < 0 {
+			return false
+		}
+		j += i
+		n := 0 // backslashes ending at j: an odd count means b[j] starts an escape
+		for k := j; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 func wrap(op string, err error) error {

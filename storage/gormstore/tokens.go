@@ -44,26 +44,6 @@ type requestRecord struct {
 	DefaultResponseMode  string   `json:"default_response_mode,omitempty"`
 }
 
-func (r *requestRecord) check() error {
-	if err := checkText("request", r.ID, r.ClientID, r.RedirectURI, r.State, r.ResponseMode, r.DefaultResponseMode); err != nil {
-		return err
-	}
-	for _, list := range [][]string{r.RequestedScope, r.GrantedScope, r.RequestedAudience, r.GrantedAudience, r.ResponseTypes, r.HandledResponseTypes} {
-		if err := checkText("request", list...); err != nil {
-			return err
-		}
-	}
-	for k, vs := range r.Form {
-		if err := checkText("request form", k); err != nil {
-			return err
-		}
-		if err := checkText("request form", vs...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func recordOf(req fosite.Requester) *requestRecord {
 	r := &requestRecord{
 		ID:                req.GetID(),
@@ -97,12 +77,9 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 		return errors.New("gormstore: create token session: nil request")
 	}
 	rec := recordOf(req)
-	if err := rec.check(); err != nil {
-		return err
-	}
-	reqJSON, err := json.Marshal(rec)
+	reqJSON, err := encode("request", rec)
 	if err != nil {
-		return wrap("encode request", err)
+		return err
 	}
 	sess := req.GetSession()
 	if sess != nil && reflect.ValueOf(sess).Kind() == reflect.Pointer && reflect.ValueOf(sess).IsNil() {
@@ -112,9 +89,9 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	if sess != nil {
 		exp = sess.GetExpiresAt(expiry)
 	}
-	sessJSON, err := json.Marshal(sess)
+	sessJSON, err := encode("session", sess)
 	if err != nil {
-		return wrap("encode session", err)
+		return err
 	}
 	var access any
 	if kind == kindRefresh {

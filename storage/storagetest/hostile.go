@@ -55,6 +55,27 @@ func testBadInput(t *testing.T, s storage.Store) {
 				}
 				must(t, "DeleteClient", s.DeleteClient(ctx, h.s))
 			})
+			t.Run("ClientKey", func(t *testing.T) {
+				// Text inside a registered key (kid, alg, use) of a client with a plain id.
+				jwks := testJWKS(t)
+				jwks.Keys[0].KeyID, jwks.Keys[0].Algorithm, jwks.Keys[0].Use = h.s, h.s, h.s
+				c := &storage.Client{ID: "hostile-key-client", JWKS: jwks}
+				err := s.SaveClient(ctx, c)
+				got, gerr := s.Client(ctx, c.ID)
+				if err != nil {
+					if !isNotFound(gerr) {
+						t.Errorf("SaveClient refused (%v) but Client = (%v, %v)", err, got, gerr)
+					}
+					return
+				}
+				if gerr != nil {
+					t.Fatalf("Client: %v", gerr)
+				}
+				if !sameClient(got, c) {
+					t.Errorf("client key did not round-trip exactly")
+				}
+				must(t, "DeleteClient", s.DeleteClient(ctx, c.ID))
+			})
 			t.Run("ResourceServer", func(t *testing.T) {
 				rs := &storage.ResourceServer{Identifier: h.s, Name: h.s, Scopes: []string{h.s}, SigningAlg: h.s}
 				err := s.SaveResourceServer(ctx, rs)

@@ -283,6 +283,26 @@ func testRequestFidelity(t *testing.T, s storage.Store) {
 			t.Errorf("client of token = %v, want the current client", sc)
 		}
 	})
+	t.Run("UnregisteredClient", func(t *testing.T) {
+		// A jwt-bearer token issued without client authentication names the assertion's
+		// issuer, which is no registered client: its session still reads back, with a client
+		// that has only that id and can authorize nothing.
+		req := newRequest(t, &storage.Client{ID: "https://idp.example", GrantTypes: []string{"client_credentials"}, Scopes: []string{"orders:read"}})
+		sig := bigSig()
+		must(t, "create", s.CreateAccessTokenSession(ctx, sig, req))
+		got, err := s.GetAccessTokenSession(ctx, sig, nil)
+		must(t, "get", err)
+		c := got.GetClient()
+		if c == nil || c.GetID() != "https://idp.example" {
+			t.Fatalf("client of token = %v, want one with the stored id", c)
+		}
+		if len(c.GetGrantTypes()) != 0 || len(c.GetScopes()) != 0 || len(c.GetHashedSecret()) != 0 || len(c.GetAudience()) != 0 {
+			t.Errorf("unregistered client of token has grant types %v, scopes %v, audience %v or a secret: want none", c.GetGrantTypes(), c.GetScopes(), c.GetAudience())
+		}
+		if _, err := s.Client(ctx, "https://idp.example"); !isNotFound(err) {
+			t.Errorf("Client(unregistered) = %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func testAliasing(t *testing.T, s storage.Store) {
