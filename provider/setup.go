@@ -123,8 +123,8 @@ func ParseSetup(data []byte) (*Setup, error) {
 	dec.DisallowUnknownFields()
 	var s Setup
 	if err := dec.Decode(&s); err != nil {
-		if path := unknownField(data, reflect.TypeFor[Setup](), ""); path != "" {
-			return nil, fmt.Errorf("provider: setup: %s: unknown field", path)
+		if path, problem := fieldError(data, reflect.TypeFor[Setup](), ""); path != "" {
+			return nil, fmt.Errorf("provider: setup: %s: %s", path, problem)
 		}
 		return nil, fmt.Errorf("provider: setup: %w", err)
 	}
@@ -137,52 +137,77 @@ func ParseSetup(data []byte) (*Setup, error) {
 	return &s, nil
 }
 
-// unknownField returns the path of the first member of data that t (a struct, or a slice of
-// them) does not declare, like "clients[2].secret", or "" if there is none. Members whose type
-// is not one of ours (JWKs) are left to their own decoders.
-func unknownField(data []byte, t reflect.Type, path string) string {
+// fieldError returns the path of the first member of data that t (a struct, or a slice of
+// them) does not declare, or whose value does not decode into its field, like
+// "clients[2].secret" or "resource_servers[0].scopes", and what is wrong with it; "" if there is
+// none. Members whose type is not one of ours (JWKs) are decoded by their own decoders.
+func fieldError(data []byte, t reflect.Type, path string) (string, string) {
 	switch t.Kind() {
 	case reflect.Pointer:
-		return unknownField(data, t.Elem(), path)
+		return fieldError(data, t.Elem(), path)
 	case reflect.Slice:
 		var items []json.RawMessage
 		if json.Unmarshal(data, &items) != nil {
-			return ""
+			break
 		}
 		for i, item := range items {
-			if p := unknownField(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
+			if p, problem := fieldError(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p, problem
 			}
 		}
+		return "", ""
 	case reflect.Struct:
 		if t.PkgPath() != reflect.TypeFor[Setup]().PkgPath() {
-			return ""
+			break
 		}
 		var members map[string]json.RawMessage
 		if json.Unmarshal(data, &members) != nil {
-			return ""
+			break
 		}
 		fields := map[string]reflect.Type{}
 		for f := range t.Fields() {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			fields[name] = f.Type
 		}
-		names := slices.Sorted(maps.Keys(members))
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(members)) {
 			p := name
 			if path != "" {
 				p = path + "." + name
 			}
 			ft, ok := fields[name]
 			if !ok {
-				return p
+				return p, "unknown field"
 			}
-			if q := unknownField(members[name], ft, p); q != "" {
-				return q
+			if q, problem := fieldError(members[name], ft, p); q != "" {
+				return q, problem
 			}
 		}
+		return "", ""
 	}
-	return ""
+	// A value of another kind, or a struct or list that is not one: does it decode?
+	if err := json.Unmarshal(data, reflect.New(t).Interface()); err != nil && path != "" {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return path, fmt.Sprintf("a JSON %s where %s belongs", te.Value, jsonKind(t))
+		}
+		return path, err.Error()
+	}
+	return "", ""
+}
+
+// jsonKind names what JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		return "a list"
+	}
+	return "an object"
 }
 
 func (s *Setup) validate() error {
@@ -321,8 +346,11 @@ func (s *Setup) validate() error {
 			bad(f, "duplicate trust for issuer %q and subject %q", t.Issuer, t.Subject)
 		}
 		trusts[id] = true
-		if t.JWKS != nil && t.JWKSURI != "" {
+		switch {
+		case t.JWKS != nil && t.JWKSURI != "":
 			bad(f+".jwks_uri", "give jwks or jwks_uri, not both")
+		case t.JWKS == nil && t.JWKSURI == "":
+			bad(f+".jwks", "a trust needs jwks or jwks_uri: its keys verify the issuer's assertions")
 		}
 		checkKeySet(bad, f+".jwks", t.JWKS)
 		checkHTTPSURL(bad, f+".jwks_uri", t.JWKSURI)
