@@ -152,6 +152,8 @@ type tokenTarget struct {
 	// means "the grant's scopes that rs accepts", computed when the token is minted, because
 	// fosite grants the code's scopes only then.
 	scopes []string
+	// ttl is the access token's lifetime, set when it is minted.
+	ttl time.Duration
 }
 
 // accessTokens is the strategy fosite's handlers see: strategy.JWT, with the resource funnel's
@@ -178,14 +180,14 @@ func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 		scopes = handlers.Intersect(req.GetGrantedScopes(), t.rs.Scopes)
 		t.scopes = scopes // for the token response's scope member
 	}
-	ttl := t.rs.AccessTokenTTL
-	if ttl <= 0 {
-		ttl = a.defaultTTL
+	t.ttl = t.rs.AccessTokenTTL
+	if t.ttl <= 0 {
+		t.ttl = a.defaultTTL
 	}
 	return a.JWT.GenerateAccessToken(strategy.WithPolicy(ctx, strategy.Policy{
 		Audience:   t.rs.Identifier,
 		Scopes:     scopes,
-		TTL:        ttl,
+		TTL:        t.ttl,
 		SigningAlg: t.rs.SigningAlg,
 		Encryption: t.rs.Encryption,
 	}), req)

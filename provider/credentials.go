@@ -79,7 +79,7 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 	if err := p.fstore.CreateAccessTokenSession(ctx, signature, ar); err != nil {
 		return nil, err
 	}
-	return p.tokenResponse(ar, token, target), nil
+	return p.tokenResponse(token, target), nil
 }
 
 // tokenIndicators returns the token request's one resource indicator (RFC 8707 §2.2: one

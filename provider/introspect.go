@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy"
 )
 
 // serveIntrospect is the RFC 7662 introspection endpoint. Callers authenticate as confidential
@@ -45,13 +46,17 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := map[string]any{"active": false}
-	if claims, ok := p.statelessToken(ctx, token); ok {
-		if !p.denied(ctx, claims) {
+	if claims, ok := p.signedAccessToken(ctx, token); ok {
+		// A signed access token of this server answers with its own claims, which its
+		// signature vouches for, if it is still live.
+		if p.live(ctx, token, claims) {
 			resp = claims
 			resp["active"] = true
 			resp["token_type"] = "Bearer"
 		}
 	} else {
+		// Refresh tokens, and encrypted access tokens (which only their resource server can
+		// read; their session keeps their claims).
 		hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
 		use, ar, err := p.oauth.IntrospectToken(ctx, token, hint, &storage.Session{})
 		if err == nil && ar != nil {
@@ -96,10 +101,10 @@ func (p *Provider) introspection(use fosite.TokenUse, ar fosite.AccessRequester)
 	return out
 }
 
-// statelessToken returns the claims of a valid, unpersisted access token of this server
-// (Config.StatelessAccessTokens), or false for anything else.
-func (p *Provider) statelessToken(ctx context.Context, token string) (map[string]any, bool) {
-	if !p.cfg.StatelessAccessTokens || strings.Count(token, ".") != 2 {
+// signedAccessToken returns the claims of a valid signed access token of this server (three
+// parts; signature, typ, iss and exp checked), or false for anything else.
+func (p *Provider) signedAccessToken(ctx context.Context, token string) (map[string]any, bool) {
+	if strings.Count(token, ".") != 2 {
 		return nil, false
 	}
 	claims, err := p.tokens.VerifyAccessToken(ctx, token)
@@ -107,6 +112,21 @@ func (p *Provider) statelessToken(ctx context.Context, token string) (map[string
 		return nil, false
 	}
 	return claims, true
+}
+
+// live reports whether a valid signed access token was not revoked: with stateless access
+// tokens, its jti is not on the deny list; else its row still exists (revocation deletes it). A
+// store error counts as revoked: introspection must not call a token active when it cannot
+// tell.
+func (p *Provider) live(ctx context.Context, token string, claims map[string]any) bool {
+	if p.cfg.StatelessAccessTokens {
+		return !p.denied(ctx, claims)
+	}
+	_, err := p.fstore.GetAccessTokenSession(ctx, strategy.AccessTokenSignature(token), &storage.Session{})
+	if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		p.log.Error("introspection token lookup", "error", err.Error())
+	}
+	return err == nil
 }
 
 // denyKey is the JTIStore key recording a revoked unpersisted access token.
@@ -136,8 +156,9 @@ func (p *Provider) revokeStateless(ctx context.Context, r *http.Request, claims 
 	if cid, _ := claims["client_id"].(string); cid != client.GetID() {
 		return fosite.ErrUnauthorizedClient.WithHint("The token was not issued to this client.")
 	}
-	exp, _ := claims["exp"].(float64)
-	err = p.store.UseJTI(ctx, denyKey(claims), time.Unix(int64(exp), 0))
+	n, _ := claims["exp"].(json.Number) // VerifyAccessToken checked it is an integer
+	exp, _ := n.Int64()
+	err = p.store.UseJTI(ctx, denyKey(claims), time.Unix(exp, 0))
 	if err != nil && !errors.Is(err, storage.ErrJTIUsed) {
 		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 	}
@@ -153,7 +174,7 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
-	if claims, ok := p.statelessToken(ctx, r.PostForm.Get("token")); ok {
+	if claims, ok := p.signedAccessToken(ctx, r.PostForm.Get("token")); ok && p.cfg.StatelessAccessTokens {
 		err = p.revokeStateless(ctx, r, claims)
 	} else {
 		err = p.oauth.NewRevocationRequest(ctx, r)

@@ -62,7 +62,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, ar, err)
 		return
 	}
-	out := p.tokenResponse(ar, resp.GetAccessToken(), target)
+	out := p.tokenResponse(resp.GetAccessToken(), target)
 	out.RefreshToken, _ = resp.GetExtra("refresh_token").(string)
 	writeTokenResponse(w, out)
 }
@@ -83,15 +83,13 @@ type tokenResponse struct {
 	Resource string `json:"resource"`
 }
 
-// tokenResponse is the answer for the access token minted for ar and t.
-func (p *Provider) tokenResponse(ar fosite.Requester, token string, t *tokenTarget) *tokenResponse {
-	out := &tokenResponse{AccessToken: token, TokenType: "bearer", Scope: strings.Join(t.scopes, " "), Resource: t.rs.Identifier}
-	if sess, ok := ar.GetSession().(*storage.Session); ok {
-		if ttl, ok := lifetime(sess.AccessToken); ok {
-			out.ExpiresIn = int64(ttl / time.Second)
-		}
+// tokenResponse is the answer for the access token minted for t.
+func (p *Provider) tokenResponse(token string, t *tokenTarget) *tokenResponse {
+	return &tokenResponse{
+		AccessToken: token, TokenType: "bearer", Scope: strings.Join(t.scopes, " "), Resource: t.rs.Identifier,
+		// The strategy sets exp = iat + the TTL rounded up to whole seconds.
+		ExpiresIn: int64((t.ttl + time.Second - 1) / time.Second),
 	}
-	return out
 }
 
 // writeTokenResponse writes resp as JSON, never to be cached (RFC 6749 §5.1).
@@ -108,16 +106,6 @@ func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-}
-
-// lifetime returns exp - iat of the claims of a minted token.
-func lifetime(claims map[string]any) (time.Duration, bool) {
-	exp, ok1 := claims["exp"].(int64)
-	iat, ok2 := claims["iat"].(int64)
-	if !ok1 || !ok2 || exp <= iat {
-		return 0, false
-	}
-	return time.Duration(exp-iat) * time.Second, true
 }
 
 // resolveTarget applies RFC 8707 to a token request: which resource server the access token is

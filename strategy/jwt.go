@@ -1,6 +1,7 @@
 package strategy
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -118,9 +119,10 @@ type claims struct {
 //     when empty), auth_time, acr and amr when the session has them, and the claim mappers'
 //     output.
 //
-// It sets the session's access-token expiry to exp, so fosite's expires_in matches, and stores
-// the token's claims in the session's AccessToken (introspection answers with them). When the
-// Policy names an encryption key, the signed token is wrapped in a JWE. The returned signature
+// It sets the session's access-token expiry to exp. When the Policy names an encryption key,
+// the signed token is wrapped in a JWE, and the token's claims are kept in the session's
+// AccessToken (introspection answers with them, as the server cannot read the token back); a
+// signed token's session carries no claims, since [JWT.VerifyAccessToken] recovers them. The returned signature
 // is [JWT.AccessTokenSignature] of the token.
 func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requester) (string, string, error) {
 	p, ok := PolicyFrom(ctx)
@@ -199,7 +201,12 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 	}
 
 	sess.SetExpiresAt(fosite.AccessToken, time.Unix(c.Exp, 0))
-	sess.AccessToken = c.asMap(j.iss, extra)
+	sess.AccessToken = nil
+	if p.Encryption != nil {
+		// Only the resource server can read an encrypted token: the session keeps its claims,
+		// for introspection. A signed token is its own record (VerifyAccessToken).
+		sess.AccessToken = c.asMap(j.iss, extra)
+	}
 	return token, AccessTokenSignature(token), nil
 }
 
@@ -408,18 +415,22 @@ func (j *JWT) VerifyAccessToken(ctx context.Context, token string) (map[string]a
 	if err != nil {
 		return nil, fosite.ErrTokenSignatureMismatch.WithWrap(err).WithDebug(err.Error())
 	}
+	// Numbers stay json.Number, so that an application claim (a large id) reads back exactly.
 	var c map[string]any
-	if err := json.Unmarshal(payload, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&c); err != nil {
 		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
 	}
 	if iss, _ := c["iss"].(string); iss != j.issuer {
 		return nil, fosite.ErrTokenSignatureMismatch.WithDebug("token from another issuer")
 	}
-	expf, ok := c["exp"].(float64)
-	if !ok {
-		return nil, fosite.ErrInvalidTokenFormat.WithDebug("token has no numeric exp")
+	expn, _ := c["exp"].(json.Number)
+	expi, err := expn.Int64()
+	if err != nil {
+		return nil, fosite.ErrInvalidTokenFormat.WithDebug("token has no integer exp")
 	}
-	if exp := time.Unix(int64(expf), 0); !now.Before(exp) {
+	if exp := time.Unix(expi, 0); !now.Before(exp) {
 		return nil, fosite.ErrTokenExpired.WithHintf("Access token expired at '%s'.", exp.UTC())
 	}
 	return c, nil
