@@ -443,22 +443,26 @@ func BenchmarkFositeBaseline(b *testing.B) {
 // BenchmarkIssueParallel is tokens per second on every core (RunParallel), with GOMAXPROCS
 // goroutines ("g2" on two cores) and with 16 ("g16", like the HTTP load test's 16 clients,
 // which lets concurrent SQLite writes share a commit). "gojose" is go-jose's cheapest path on
-// the same claims, the ceiling; "fosite" plain fosite. The targets of one algorithm alternate
+// the same claims, "raw" the bare signature (the machine's signing rate), "fosite" plain fosite. The targets of one algorithm alternate
 // under -count: compare their tokens/s.
 func BenchmarkIssueParallel(b *testing.B) {
 	for _, alg := range benchAlgs {
 		for _, g := range []int{0, 16} {
-			for _, target := range []string{"persisted-sqlite", "stateless", "fosite", "gojose"} {
+			for _, target := range []string{"persisted-sqlite", "stateless", "fosite", "gojose", "raw"} {
 				name := fmt.Sprintf("%s/g%d/%s", alg, max(g, runtime.GOMAXPROCS(0)), target)
 				b.Run(name, func(b *testing.B) {
 					var issue func() error
 					switch target {
-					case "gojose":
+					case "gojose", "raw":
 						tok, err := newFositeBaseline(b, alg).issue(alg)
 						if err != nil {
 							b.Fatal(err)
 						}
-						issue = goJoseContender(b, alg, claimsFrom(b, tok)).run
+						if target == "raw" {
+							issue = rawContender(b, alg, claimsFrom(b, tok)).run
+						} else {
+							issue = goJoseContender(b, alg, claimsFrom(b, tok)).run
+						}
 					case "fosite":
 						e := newFositeBaseline(b, alg)
 						issue = func() error { _, err := e.issue(alg); return err }
