@@ -402,16 +402,7 @@ func TestAuditIntrospectionAndRevocationBadInput(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(ep+"/"+tc.name, func(t *testing.T) {
-				req, _ := http.NewRequest(tc.method, as.endpoint(ep), strings.NewReader(tc.body))
-				ct := tc.ctype
-				if ct == "" {
-					ct = "application/x-www-form-urlencoded"
-				}
-				req.Header.Set("Content-Type", ct)
-				if tc.user != "" {
-					req.SetBasicAuth(tc.user, tc.pass)
-				}
-				resp, m := as.do(req)
+				resp, m := as.send(tc.method, ep, tc.body, tc.ctype, tc.user, tc.pass)
 				if resp.StatusCode != tc.status || m["error"] != tc.code {
 					t.Fatalf("got %d %v, want %d %s", resp.StatusCode, m, tc.status, tc.code)
 				}

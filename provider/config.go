@@ -71,9 +71,9 @@ type Config struct {
 	Consenter Consenter
 
 	// StatelessAccessTokens stops persisting access tokens: no row per token, so issuance
-	// costs little more than the signature. Introspection then validates the JWT itself, and
-	// revoking an access token records its jti in a deny list (JTIStore) that introspection
-	// consults until the token expires. What is lost: revoking a refresh token or detecting its
+	// costs little more than the signature. Introspection validates a signed token itself
+	// either way; without its row, revoking an access token records its jti in a deny list
+	// (JTIStore) that introspection consults until the token expires. What is lost: revoking a refresh token or detecting its
 	// reuse cannot reach the access tokens already issued from it (they stay valid until they
 	// expire, as they do anyway at resource servers that validate locally). Default false:
 	// every access token is persisted.

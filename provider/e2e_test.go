@@ -113,16 +113,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, as.endpoint("token"), strings.NewReader(tc.body))
-			ct := tc.ctype
-			if ct == "" {
-				ct = "application/x-www-form-urlencoded"
-			}
-			req.Header.Set("Content-Type", ct)
-			if tc.user != "" {
-				req.SetBasicAuth(tc.user, tc.pass)
-			}
-			resp, m := as.do(req)
+			resp, m := as.send(http.MethodPost, "token", tc.body, tc.ctype, tc.user, tc.pass)
 			if resp.StatusCode != tc.status || m["error"] != tc.code {
 				t.Fatalf("got %d %v, want %d %s", resp.StatusCode, m, tc.status, tc.code)
 			}

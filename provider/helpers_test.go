@@ -144,6 +144,21 @@ func (as *testAS) post(name string, form url.Values, user, pass string) (*http.R
 	return as.do(req)
 }
 
+// send sends body as it is to endpoint ep, with Content-Type ctype (the form type when empty)
+// and HTTP Basic credentials when user is set.
+func (as *testAS) send(method, ep, body, ctype, user, pass string) (*http.Response, map[string]any) {
+	as.t.Helper()
+	req, _ := http.NewRequest(method, as.endpoint(ep), strings.NewReader(body))
+	if ctype == "" {
+		ctype = "application/x-www-form-urlencoded"
+	}
+	req.Header.Set("Content-Type", ctype)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	return as.do(req)
+}
+
 func (as *testAS) do(req *http.Request) (*http.Response, map[string]any) {
 	as.t.Helper()
 	resp, err := http.DefaultClient.Do(req)

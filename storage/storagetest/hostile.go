@@ -31,50 +31,41 @@ var hostile = []struct{ name, s string }{
 	{"InvalidUTF8", "bad\xff\xfe"},
 }
 
+// roundTripClient saves c: it must read back exactly, or be refused and absent.
+func roundTripClient(t *testing.T, s storage.Store, c *storage.Client) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.SaveClient(ctx, c)
+	got, gerr := s.Client(ctx, c.ID)
+	if err != nil {
+		if !isNotFound(gerr) {
+			t.Errorf("SaveClient refused (%v) but Client = (%v, %v)", err, got, gerr)
+		}
+		return
+	}
+	if gerr != nil {
+		t.Fatalf("Client: %v", gerr)
+	}
+	if !sameClient(got, c) {
+		t.Errorf("client did not round-trip exactly")
+	}
+	must(t, "DeleteClient", s.DeleteClient(ctx, c.ID))
+}
+
 func testBadInput(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	for _, h := range hostile {
 		t.Run(h.name, func(t *testing.T) {
 			t.Run("Client", func(t *testing.T) {
-				c := &storage.Client{ID: h.s, Name: h.s, Scopes: []string{h.s, "plain"}, RedirectURIs: []string{h.s},
+				roundTripClient(t, s, &storage.Client{ID: h.s, Name: h.s, Scopes: []string{h.s, "plain"}, RedirectURIs: []string{h.s},
 					GrantTypes: []string{h.s}, ResponseTypes: []string{h.s}, Resources: []string{h.s},
-					TokenEndpointAuthMethod: h.s, TokenEndpointAuthSigningAlg: h.s, JWKSURI: h.s}
-				err := s.SaveClient(ctx, c)
-				got, gerr := s.Client(ctx, h.s)
-				if err != nil {
-					if !isNotFound(gerr) {
-						t.Errorf("SaveClient refused (%v) but Client = (%v, %v)", err, got, gerr)
-					}
-					return
-				}
-				if gerr != nil {
-					t.Fatalf("Client: %v", gerr)
-				}
-				if !sameClient(got, c) {
-					t.Errorf("client did not round-trip exactly")
-				}
-				must(t, "DeleteClient", s.DeleteClient(ctx, h.s))
+					TokenEndpointAuthMethod: h.s, TokenEndpointAuthSigningAlg: h.s, JWKSURI: h.s})
 			})
 			t.Run("ClientKey", func(t *testing.T) {
 				// Text inside a registered key (kid, alg, use) of a client with a plain id.
 				jwks := testJWKS(t)
 				jwks.Keys[0].KeyID, jwks.Keys[0].Algorithm, jwks.Keys[0].Use = h.s, h.s, h.s
-				c := &storage.Client{ID: "hostile-key-client", JWKS: jwks}
-				err := s.SaveClient(ctx, c)
-				got, gerr := s.Client(ctx, c.ID)
-				if err != nil {
-					if !isNotFound(gerr) {
-						t.Errorf("SaveClient refused (%v) but Client = (%v, %v)", err, got, gerr)
-					}
-					return
-				}
-				if gerr != nil {
-					t.Fatalf("Client: %v", gerr)
-				}
-				if !sameClient(got, c) {
-					t.Errorf("client key did not round-trip exactly")
-				}
-				must(t, "DeleteClient", s.DeleteClient(ctx, c.ID))
+				roundTripClient(t, s, &storage.Client{ID: "hostile-key-client", JWKS: jwks})
 			})
 			t.Run("ResourceServer", func(t *testing.T) {
 				rs := &storage.ResourceServer{Identifier: h.s, Name: h.s, Scopes: []string{h.s}, SigningAlg: h.s}
