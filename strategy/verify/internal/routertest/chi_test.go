@@ -1,6 +1,3 @@
-// Package routertest checks that verify's middleware plugs into third-party routers exactly as
-// the README shows. It lives outside package verify, whose import graph (and test import graph)
-// must stay go-jose and the standard library only.
 package routertest
 
 import (
