@@ -21,9 +21,9 @@ import (
 // response machinery, which copies the request for storage, calls every grant handler and
 // encodes the answer through a map: a quarter of a token's cost around its signature.
 //
-// The checks are fosite's, in the same order with the same errors: client authentication,
-// a confidential client, the grant type among the client's, requested scopes among the
-// client's; then the resource funnel.
+// The checks are fosite's, with its errors: client authentication, a confidential client, the
+// grant type among the client's; then the resource funnel, whose scope rule (requested ∩ the
+// client's ∩ the resource server's, else invalid_scope) covers fosite's scope check.
 func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tokenResponse, error) {
 	form := r.PostForm
 	client, err := p.oauth.AuthenticateClient(ctx, r, form)
@@ -37,11 +37,6 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 		return nil, fosite.ErrUnauthorizedClient.WithHint("The OAuth 2.0 Client is not allowed to use authorization grant 'client_credentials'.")
 	}
 	requested := fosite.RemoveEmpty(strings.Split(form.Get("scope"), " "))
-	for _, s := range requested {
-		if !fosite.ExactScopeStrategy(client.GetScopes(), s) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The OAuth 2.0 Client is not allowed to request scope '%s'.", s)
-		}
-	}
 	indicators, err := tokenIndicators(form)
 	if err != nil {
 		return nil, err

@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy"
 )
 
 // serveToken is the token endpoint (RFC 6749 §3.2): the single funnel for every grant.
@@ -87,8 +87,7 @@ type tokenResponse struct {
 func (p *Provider) tokenResponse(token string, t *tokenTarget) *tokenResponse {
 	return &tokenResponse{
 		AccessToken: token, TokenType: "bearer", Scope: strings.Join(t.scopes, " "), Resource: t.rs.Identifier,
-		// The strategy sets exp = iat + the TTL rounded up to whole seconds.
-		ExpiresIn: int64((t.ttl + time.Second - 1) / time.Second),
+		ExpiresIn: strategy.ExpiresIn(t.ttl),
 	}
 }
 

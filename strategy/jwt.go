@@ -155,7 +155,7 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 		Iss:      j.issuer,
 		Sub:      sess.Subject,
 		Aud:      p.Audience,
-		Exp:      now + int64((p.TTL+time.Second-1)/time.Second),
+		Exp:      now + ExpiresIn(p.TTL),
 		Iat:      now,
 		Jti:      newJTI(),
 		ClientID: client.GetID(),
@@ -208,6 +208,12 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 		sess.AccessToken = c.asMap(j.iss, extra)
 	}
 	return token, AccessTokenSignature(token), nil
+}
+
+// ExpiresIn is the lifetime in whole seconds (rounded up) of a token minted with ttl: exp - iat,
+// the token response's expires_in (https://www.rfc-editor.org/rfc/rfc6749#section-5.1).
+func ExpiresIn(ttl time.Duration) int64 {
+	return int64((ttl + time.Second - 1) / time.Second)
 }
 
 // asMap returns the claims as the map stored in the session: numbers are int64, amr a
