@@ -54,7 +54,7 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 		GrantTypes:       fosite.Arguments{"client_credentials"},
 		HandledGrantType: fosite.Arguments{"client_credentials"},
 		Request: fosite.Request{
-			ID:                uuid.NewString(),
+			ID:                uuid.NewString(), // until the token is signed (below)
 			RequestedAt:       p.cfg.Now().UTC(),
 			Client:            client,
 			RequestedScope:    requested,
@@ -71,6 +71,9 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 	if err != nil {
 		return nil, err
 	}
+	// The grant is this one token: its ID is the token's signature, which lets a store find
+	// the grant through the token's key (gormstore then writes no request-index entry for it).
+	ar.ID = signature
 	if err := p.fstore.CreateAccessTokenSession(ctx, signature, ar); err != nil {
 		return nil, err
 	}

@@ -416,8 +416,9 @@ func TestSQLiteDriverImportedOnce(t *testing.T) {
 
 // TestStoredRowShape: token rows are keyed by fixed-length hashes (a 342-byte RS256 signature
 // segment or a 64 KiB id alike), neither the signature nor the request id is stored in the
-// clear, session and request data are JSON, and expires_at is indexed on the token and JWT ID
-// tables.
+// clear (nor when they are one and the same), session and request data are JSON, and
+// expires_at is indexed on the JWT ID table and, except on SQLite (see TestSQLiteQueryPlans),
+// on the token table.
 func TestStoredRowShape(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -434,6 +435,12 @@ func TestStoredRowShape(t *testing.T) {
 				req.Session = &storage.Session{Subject: "alice"}
 				must(t, s.CreateAccessTokenSession(ctx, sig, req))
 			}
+			// A grant of one token: its request ID is its signature.
+			one := strings.Repeat("O", 86)
+			req := fosite.NewRequest()
+			req.ID, req.Client, req.Session = one, client, &storage.Session{}
+			must(t, s.CreateAccessTokenSession(ctx, one, req))
+			sigs = append(sigs, one)
 			rows, err := s.DB().Raw("SELECT signature, request_hash, request, session FROM mandate_tokens").Rows()
 			must(t, err)
 			defer rows.Close()
@@ -460,6 +467,9 @@ func TestStoredRowShape(t *testing.T) {
 				t.Fatalf("%d token rows, want %d", n, len(sigs))
 			}
 			for _, table := range []string{"mandate_tokens", "mandate_jtis"} {
+				if table == "mandate_tokens" && s.dialect == dialectSQLite {
+					continue // ordered by expiry instead
+				}
 				var q string
 				switch s.dialect {
 				case dialectPostgres:

@@ -53,6 +53,11 @@ func (s *Store) JTIUsed(ctx context.Context, jti string) (bool, error) {
 // defaultBatch is the GC batch size when the caller passes batch <= 0.
 const defaultBatch = 1000
 
+// sqliteExpiredTokens deletes a batch of expired SQLite token rows: ids up to the last of the
+// cut's second, expires_at before the cut, at most a batch.
+const sqliteExpiredTokens = `DELETE FROM mandate_tokens WHERE id IN
+	(SELECT id FROM mandate_tokens WHERE id > 0 AND id <= ? AND expires_at <> 0 AND expires_at < ? LIMIT ?)`
+
 // DeleteExpired implements storage.Collector. Token rows whose session carries no expiry for
 // their kind (zero) are kept.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error) {
@@ -60,23 +65,35 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 		batch = defaultBatch
 	}
 	cut := nanos(before)
+	tokenArgs := []any{cut, batch}
 	var tokens, jtis string
-	if s.dialect == dialectMySQL {
+	switch s.dialect {
+	case dialectMySQL:
 		tokens = "DELETE FROM mandate_tokens WHERE expires_at <> 0 AND expires_at < ? LIMIT ?"
 		jtis = "DELETE FROM mandate_jtis WHERE expires_at < ? LIMIT ?"
-	} else {
+	case dialectSQLite:
+		// The row id orders rows by expiry second (see expiryRowID): the rows up to cut's
+		// second are a range of ids, and the exact expiry decides within the last second.
+		tokens = sqliteExpiredTokens
+		tokenArgs = []any{expirySecond(cut)<<31 | (1<<31 - 1), cut, batch}
+		jtis = `DELETE FROM mandate_jtis WHERE key_hash IN
+			(SELECT key_hash FROM mandate_jtis WHERE expires_at < ? LIMIT ?)`
+	default:
 		tokens = `DELETE FROM mandate_tokens WHERE (kind, signature) IN
 			(SELECT kind, signature FROM mandate_tokens WHERE expires_at <> 0 AND expires_at < ? LIMIT ?)`
 		jtis = `DELETE FROM mandate_jtis WHERE key_hash IN
 			(SELECT key_hash FROM mandate_jtis WHERE expires_at < ? LIMIT ?)`
 	}
 	var total int64
-	for _, q := range []string{tokens, jtis} {
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{{tokens, tokenArgs}, {jtis, []any{cut, batch}}} {
 		for {
 			if err := ctx.Err(); err != nil {
 				return total, wrap("delete expired", err)
 			}
-			n, err := exec(s.conn(ctx), q, cut, batch)
+			n, err := exec(s.conn(ctx), q.sql, q.args...)
 			if err != nil {
 				return total, wrap("delete expired", err)
 			}

@@ -2,85 +2,157 @@ package gormstore
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ory/fosite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/mandate-dev/mandate/storage"
 )
 
-// TestMigrateSQLiteV1 opens a SQLite database written by a version-1 store (mandate_tokens a
-// WITHOUT ROWID table) holding live sessions: the version-2 step rebuilds the table as a rowid
-// table with its indexes, and every session, flag and expiry survives.
-func TestMigrateSQLiteV1(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "v1.db")
-
-	// A version-1 database, created by the version-1 statements exactly.
+// legacyStore is a SQLite database at path migrated to version v exactly, by the statements of
+// its steps, as a build of that version left it.
+func legacyStore(t *testing.T, path string, v int) *Store {
+	t.Helper()
 	db, err := openSQLite(path, &gorm.Config{SkipDefaultTransaction: true, Logger: logger.Discard})
 	must(t, err)
-	v1 := &Store{db: db, dialect: dialectSQLite, now: time.Now, owned: true}
-	must(t, v1.db.Exec(v1.ddl(`CREATE TABLE IF NOT EXISTS mandate_schema_version (
+	s := &Store{db: db, dialect: dialectSQLite, now: time.Now, owned: true}
+	must(t, s.db.Exec(s.ddl(`CREATE TABLE IF NOT EXISTS mandate_schema_version (
 		version INTEGER NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL){OPTS}`)).Error)
-	for _, stmt := range migrations[0].stmts {
-		if q := v1.ddl(stmt); q != "" {
-			must(t, v1.db.Exec(q).Error)
+	for _, m := range migrations[:v] {
+		for _, stmt := range m.stmts {
+			if q := s.ddl(stmt); q != "" {
+				must(t, s.db.Exec(q).Error)
+			}
 		}
+		must(t, s.db.Exec("INSERT INTO mandate_schema_version (version, applied_at) VALUES (?, 0)", m.version).Error)
 	}
-	must(t, v1.db.Exec("INSERT INTO mandate_schema_version (version, applied_at) VALUES (1, 0)").Error)
-	if got := tableSQL(t, v1, "mandate_tokens"); !strings.Contains(got, "WITHOUT ROWID") {
-		t.Fatalf("version-1 table is not WITHOUT ROWID: %s", got)
-	}
-	client := benchClient()
-	must(t, v1.SaveClient(ctx, client))
-	live, revoked := tokenReq(client), tokenReq(client)
-	must(t, v1.CreateAccessTokenSession(ctx, "live-at", live))
-	must(t, v1.CreateRefreshTokenSession(ctx, "live-rt", "live-at", live))
-	must(t, v1.CreateRefreshTokenSession(ctx, "revoked-rt", "", revoked))
-	must(t, v1.RevokeRefreshToken(ctx, revoked.GetID()))
-	must(t, v1.Close())
+	return s
+}
 
-	s := openT(t, "sqlite:"+path)
-	if v, err := s.Version(ctx); err != nil || v != SchemaVersion {
-		t.Fatalf("Version = %d, %v; want %d", v, err, SchemaVersion)
+// legacyToken writes a token row the way versions 1 and 2 did (no id column).
+func legacyToken(t *testing.T, s *Store, kind int, signature, accessSignature string, req fosite.Requester, exp time.Time, active int) {
+	t.Helper()
+	rec := recordOf(req)
+	reqJSON, err := encode("request", rec)
+	must(t, err)
+	sess := req.GetSession().(*storage.Session)
+	sess.SetExpiresAt(fosite.AccessToken, exp)
+	sess.SetExpiresAt(fosite.RefreshToken, exp)
+	sessJSON, err := encode("session", sess)
+	must(t, err)
+	var access any
+	if accessSignature != "" {
+		access = key(accessSignature)
 	}
-	if got := tableSQL(t, s, "mandate_tokens"); strings.Contains(got, "WITHOUT ROWID") {
-		t.Fatalf("mandate_tokens is still WITHOUT ROWID: %s", got)
-	}
-	for _, idx := range []string{"mandate_tokens_request", "mandate_tokens_expires"} {
-		var n int
-		must(t, s.DB().Raw("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = 'mandate_tokens'", idx).Row().Scan(&n))
-		if n != 1 {
-			t.Errorf("index %s missing after the migration", idx)
-		}
-	}
-	if n := countTokens(t, s); n != 3 {
-		t.Fatalf("%d token rows after the migration, want 3", n)
-	}
-	got, err := s.GetAccessTokenSession(ctx, "live-at", nil)
-	if err != nil || got.GetID() != live.GetID() || got.GetClient().GetID() != client.ID {
-		t.Fatalf("access session after the migration: %v, %v", got, err)
-	}
-	if _, err := s.GetRefreshTokenSession(ctx, "live-rt", nil); err != nil {
-		t.Fatalf("live refresh session after the migration: %v", err)
-	}
-	if _, err := s.GetRefreshTokenSession(ctx, "revoked-rt", nil); err == nil {
-		t.Fatal("revoked refresh token active after the migration")
-	}
-	// Lookups by grant still work (the request index), and so does garbage collection.
-	must(t, s.RevokeAccessToken(ctx, live.GetID()))
-	if _, err := s.GetAccessTokenSession(ctx, "live-at", nil); err == nil {
-		t.Fatal("access session not revoked by request id after the migration")
-	}
-	must(t, s.Close())
+	must(t, s.db.Exec(`INSERT INTO mandate_tokens (kind, signature, request_hash, active, expires_at, access_signature, request, session)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, kind, key(signature), key(rec.ID), active, nanos(exp), access, string(reqJSON), string(sessJSON)).Error)
+}
 
-	// Opening again is a no-op.
-	again := openT(t, "sqlite:"+path)
-	if n := countTokens(t, again); n != 2 {
-		t.Fatalf("%d token rows after reopening, want 2", n)
+// TestMigrateSQLite opens SQLite databases written by version-1 and version-2 stores, holding
+// live, revoked, expired and never-expiring sessions, several with the same expiry: the steps
+// rebuild mandate_tokens as the expiry-ordered table with its partial request index, and every
+// session, flag and expiry survives; lookups by grant and garbage collection work on the result.
+func TestMigrateSQLite(t *testing.T) {
+	for _, from := range []int{1, 2} {
+		t.Run("v"+strconv.Itoa(from), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "old.db")
+			old := legacyStore(t, path, from)
+			if got := tableSQL(t, old, "mandate_tokens"); strings.Contains(got, "WITHOUT ROWID") != (from == 1) {
+				t.Fatalf("version-%d table: %s", from, got)
+			}
+			client := benchClient()
+			must(t, old.SaveClient(ctx, client))
+			now := time.Now()
+			exp := now.Add(time.Hour).Truncate(time.Second)
+			live, revoked, gone, forever := tokenReq(client), tokenReq(client), tokenReq(client), tokenReq(client)
+			legacyToken(t, old, kindAccess, "live-at", "", live, exp, 1)
+			legacyToken(t, old, kindRefresh, "live-rt", "live-at", live, exp, 1)
+			legacyToken(t, old, kindRefresh, "revoked-rt", "", revoked, exp, 0)
+			legacyToken(t, old, kindAccess, "expired-at", "", gone, now.Add(-time.Minute), 1)
+			legacyToken(t, old, kindRefresh, "forever-rt", "", forever, time.Time{}, 1)
+			must(t, old.Close())
+
+			s := openT(t, "sqlite:"+path)
+			if v, err := s.Version(ctx); err != nil || v != SchemaVersion {
+				t.Fatalf("Version = %d, %v; want %d", v, err, SchemaVersion)
+			}
+			if got := tableSQL(t, s, "mandate_tokens"); strings.Contains(got, "WITHOUT ROWID") || !strings.Contains(got, "id INTEGER PRIMARY KEY") {
+				t.Fatalf("mandate_tokens after the migration: %s", got)
+			}
+			indexes := map[string]string{}
+			rows, err := s.DB().Raw("SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE type = 'index' AND tbl_name = 'mandate_tokens'").Rows()
+			must(t, err)
+			for rows.Next() {
+				var name, def string
+				must(t, rows.Scan(&name, &def))
+				indexes[name] = def
+			}
+			must(t, rows.Err())
+			if def := indexes["mandate_tokens_request"]; !strings.Contains(def, "WHERE request_hash <> signature") {
+				t.Errorf("request index after the migration: %q", def)
+			}
+			if _, ok := indexes["mandate_tokens_expires"]; ok || len(indexes) != 2 {
+				t.Errorf("indexes after the migration: %v; want the (kind, signature) key and the request index", indexes)
+			}
+			if n := countTokens(t, s); n != 5 {
+				t.Fatalf("%d token rows after the migration, want 5", n)
+			}
+			// Row ids follow expiry; the never-expiring row's is negative.
+			idOf := func(kind int, sig string) int64 {
+				var id int64
+				must(t, s.DB().Raw("SELECT id FROM mandate_tokens WHERE kind = ? AND signature = ?", kind, key(sig)).Row().Scan(&id))
+				return id
+			}
+			if id := idOf(kindAccess, "live-at"); id>>31 != exp.Unix() {
+				t.Errorf("live row id %d is not in its expiry second %d", id, exp.Unix())
+			}
+			if id := idOf(kindRefresh, "forever-rt"); id >= 0 {
+				t.Errorf("never-expiring row id %d, want negative", id)
+			}
+			got, err := s.GetAccessTokenSession(ctx, "live-at", nil)
+			if err != nil || got.GetID() != live.GetID() || got.GetClient().GetID() != client.ID ||
+				!got.GetSession().GetExpiresAt(fosite.AccessToken).Equal(exp) {
+				t.Fatalf("access session after the migration: %v, %v", got, err)
+			}
+			if _, err := s.GetRefreshTokenSession(ctx, "live-rt", nil); err != nil {
+				t.Fatalf("live refresh session after the migration: %v", err)
+			}
+			if _, err := s.GetRefreshTokenSession(ctx, "revoked-rt", nil); err == nil {
+				t.Fatal("revoked refresh token active after the migration")
+			}
+			// New rows go in beside the old ones.
+			must(t, s.CreateAccessTokenSession(ctx, "new-at", tokenReq(client)))
+			// Garbage collection takes the expired row only.
+			if n, err := s.DeleteExpired(ctx, now, 0); err != nil || n != 1 {
+				t.Fatalf("DeleteExpired = %d, %v; want 1", n, err)
+			}
+			if _, err := s.GetAccessTokenSession(ctx, "expired-at", nil); err == nil {
+				t.Fatal("expired row kept")
+			}
+			if _, err := s.GetRefreshTokenSession(ctx, "forever-rt", nil); err != nil {
+				t.Fatalf("never-expiring row: %v", err)
+			}
+			// Lookups by grant work through the request index.
+			must(t, s.RevokeAccessToken(ctx, live.GetID()))
+			if _, err := s.GetAccessTokenSession(ctx, "live-at", nil); err == nil {
+				t.Fatal("access session not revoked by request id after the migration")
+			}
+			must(t, s.Close())
+
+			// Opening again is a no-op.
+			again := openT(t, "sqlite:"+path)
+			if n := countTokens(t, again); n != 4 {
+				t.Fatalf("%d token rows after reopening, want 4", n)
+			}
+		})
 	}
 }
 
@@ -143,5 +215,85 @@ func TestNewerSchemaRefused(t *testing.T) {
 	defer raw.Close()
 	if v, err := raw.Version(ctx); err != nil || v != SchemaVersion+1 {
 		t.Fatalf("Version after the refusal = %d, %v; want %d, untouched", v, err, SchemaVersion+1)
+	}
+}
+
+// TestSQLiteQueryPlans: every statement the store runs on SQLite's token table finds its rows
+// through a key or an index — none scans the table, which holds a row per live token. Plans are
+// taken on a table with rows and statistics, as a running server's.
+func TestSQLiteQueryPlans(t *testing.T) {
+	s := openT(t, "sqlite:"+filepath.Join(t.TempDir(), "plans.db"))
+	ctx := context.Background()
+	client := benchClient()
+	must(t, s.SaveClient(ctx, client))
+	for i := range 200 {
+		req := tokenReq(client)
+		sig := "at-" + strconv.Itoa(i)
+		if i%2 == 0 {
+			req.ID = sig // a grant of one token
+		}
+		must(t, s.CreateAccessTokenSession(ctx, sig, req))
+		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+strconv.Itoa(i), sig, tokenReq(client)))
+	}
+	must(t, s.DB().Exec("ANALYZE").Error)
+
+	var stmts []string
+	for _, stmt := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
+		indexed, keyed := sqliteByRequest(stmt)
+		stmts = append(stmts, indexed, keyed)
+	}
+	stmts = append(stmts,
+		`SELECT active, request, session FROM mandate_tokens WHERE kind = ? AND signature = ?`,
+		`DELETE FROM mandate_tokens WHERE kind = ? AND signature = ?`,
+		`UPDATE mandate_tokens SET active = 0 WHERE kind = ? AND signature = ? AND active = 1`,
+	)
+	h := key("x")
+	args := func(q string) []any {
+		if q == sqliteExpiredTokens {
+			return []any{int64(1) << 40, int64(1) << 40, 10}
+		}
+		return []any{kindAccess, h}
+	}
+	for _, q := range append(stmts, sqliteExpiredTokens) {
+		rows, err := s.DB().Raw("EXPLAIN QUERY PLAN "+q, args(q)...).Rows()
+		must(t, err)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			must(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		must(t, rows.Err())
+		all := strings.Join(plan, "; ")
+		// A search on the kind alone walks every row of that kind: a scan by another name.
+		if strings.Contains(all, "SCAN mandate_tokens") || !strings.Contains(all, "SEARCH mandate_tokens") ||
+			strings.Contains(all, "(kind=?)") {
+			t.Errorf("plan of %q:\n  %s", q, all)
+		}
+	}
+}
+
+// TestSQLiteRowIDTaken: a new row whose expiry-ordered id another writer took (a second process
+// on the file) goes in under the next id; a duplicate signature is still a conflict.
+func TestSQLiteRowIDTaken(t *testing.T) {
+	s := openT(t, "sqlite:"+filepath.Join(t.TempDir(), "ids.db"))
+	ctx := context.Background()
+	client := benchClient()
+	must(t, s.SaveClient(ctx, client))
+	req := tokenReq(client)
+	req.Session.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+	before := s.seq.Load()
+	must(t, s.CreateAccessTokenSession(ctx, "first", req))
+	for i := range 3 {
+		s.seq.Store(before) // the next id is the one "first" has, then the ones the earlier rounds took
+		must(t, s.CreateAccessTokenSession(ctx, "again-"+strconv.Itoa(i), req))
+	}
+	if n := countTokens(t, s); n != 4 {
+		t.Fatalf("%d rows, want 4", n)
+	}
+	s.seq.Store(before)
+	if err := s.CreateAccessTokenSession(ctx, "first", req); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("duplicate signature: %v, want ErrConflict", err)
 	}
 }

@@ -104,6 +104,13 @@ func sqliteUnique(err error) bool {
 	return c == sqlite3.CONSTRAINT_UNIQUE || c == sqlite3.CONSTRAINT_PRIMARYKEY
 }
 
+// sqliteRowIDTaken reports an insert that failed because its INTEGER PRIMARY KEY is taken (a
+// duplicate of any other unique key is CONSTRAINT_UNIQUE).
+func sqliteRowIDTaken(err error) bool {
+	var e *sqlite3.Error
+	return errors.As(err, &e) && e.ExtendedCode() == sqlite3.CONSTRAINT_PRIMARYKEY
+}
+
 // sqliteDialector is a thin gorm dialector over an open *sql.DB of the ncruces driver. The
 // store writes its own SQL and DDL, so it needs only gorm's default callbacks, quoting and
 // bind variables; the generic migrator is there for applications that use the handle.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mathrand "math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -42,6 +43,10 @@ type Store struct {
 	cacheTTL   time.Duration
 	writer     *groupWriter // nil: every write goes to the database directly
 	cache      *readCache   // nil: no read cache
+
+	// seq numbers SQLite token rows within their expiry second (see expiryRowID); it starts
+	// at random so that two processes sharing a file seldom pick the same id.
+	seq atomic.Uint64
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -98,6 +103,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 		return nil, errors.New("gormstore: nil *gorm.DB")
 	}
 	s := &Store{now: time.Now, writeBatch: DefaultWriteBatch, cacheTTL: DefaultCacheTTL}
+	s.seq.Store(mathrand.Uint64())
 	switch name := db.Dialector.Name(); name {
 	case "sqlite", "sqlite3":
 		s.dialect = dialectSQLite

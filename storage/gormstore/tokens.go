@@ -27,7 +27,7 @@ const (
 // requestRecord is the stored form of a fosite.Requester (and, for PAR, of the
 // fosite.AuthorizeRequester fields).
 type requestRecord struct {
-	ID                string     `json:"id"`
+	ID                string     `json:"id,omitempty"` // empty: the row's signature
 	ClientID          string     `json:"client_id"`
 	RequestedAt       time.Time  `json:"requested_at"`
 	RequestedScope    []string   `json:"scopes,omitempty"`
@@ -77,6 +77,11 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 		return errors.New("gormstore: create token session: nil request")
 	}
 	rec := recordOf(req)
+	requestHash := key(rec.ID)
+	if rec.ID == signature {
+		// A grant of one token (see byRequest): the ID is not stored twice.
+		rec.ID = ""
+	}
 	reqJSON, err := encode("request", rec)
 	if err != nil {
 		return err
@@ -97,19 +102,57 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	if kind == kindRefresh {
 		access = key(accessSignature)
 	}
-	args := []any{kind, key(signature), key(rec.ID), 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
+	args := []any{kind, key(signature), requestHash, 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
+	if s.dialect != dialectSQLite {
+		return s.write(ctx, func(db *gorm.DB) error {
+			_, err := exec(db,
+				`INSERT INTO mandate_tokens (kind, signature, request_hash, active, expires_at, access_signature, request, session)
+				 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			return tokenInsertError(err)
+		})
+	}
+	args = append([]any{nil}, args...)
 	return s.write(ctx, func(db *gorm.DB) error {
-		_, err := exec(db,
-			`INSERT INTO mandate_tokens (kind, signature, request_hash, active, expires_at, access_signature, request, session)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-		if err != nil {
-			if isUnique(err) {
-				return fmt.Errorf("gormstore: token session already exists: %w", storage.ErrConflict)
+		// Another process on the same file may have taken the id: try the next ones.
+		for range 8 {
+			args[0] = s.expiryRowID(nanos(exp))
+			_, err := exec(db,
+				`INSERT INTO mandate_tokens (id, kind, signature, request_hash, active, expires_at, access_signature, request, session)
+				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			if !sqliteRowIDTaken(err) {
+				return tokenInsertError(err)
 			}
-			return wrap("create token session", err)
 		}
-		return nil
+		return wrap("create token session", errors.New("no free row id"))
 	})
+}
+
+func tokenInsertError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isUnique(err):
+		return fmt.Errorf("gormstore: token session already exists: %w", storage.ErrConflict)
+	}
+	return wrap("create token session", err)
+}
+
+// expiryRowID is the id of a new SQLite token row that expires at exp (Unix nanoseconds, 0 for
+// never): the expiry's second in the high bits and a sequence number in the low 31, so that
+// the table is ordered by expiry and the collector deletes a range of ids (see DeleteExpired).
+// Rows that never expire get negative ids, which no range the collector deletes reaches.
+func (s *Store) expiryRowID(exp int64) int64 {
+	n := s.seq.Add(1)
+	if exp == 0 {
+		return -1 - int64(n&(1<<62-1))
+	}
+	return expirySecond(exp)<<31 | int64(n&(1<<31-1))
+}
+
+// expirySecond is the second of exp (Unix nanoseconds) that expiryRowID keeps, clamped to
+// [1, 2^32-1] so that the id stays positive.
+func expirySecond(exp int64) int64 {
+	return min(max(exp/1e9, 1), 1<<32-1)
 }
 
 // getToken reads a row and rebuilds its request; active reports the row's flag.
@@ -127,6 +170,9 @@ func (s *Store) getToken(ctx context.Context, kind int, signature string, sessio
 	var rec requestRecord
 	if err := json.Unmarshal([]byte(reqJSON), &rec); err != nil {
 		return nil, nil, false, wrap("decode request", err)
+	}
+	if rec.ID == "" {
+		rec.ID = signature
 	}
 	if session == nil {
 		session = &storage.Session{}
@@ -288,7 +334,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 			}
 			return fosite.ErrSerializationFailure
 		}
-		_, err = exec(db, `DELETE FROM mandate_tokens WHERE kind = ? AND request_hash = ?`, kindAccess, key(requestID))
+		_, err = s.byRequest(db, `DELETE FROM mandate_tokens WHERE`, kindAccess, requestID)
 		return wrap("rotate refresh token", err)
 	})
 	if isRetryable(err) {
@@ -300,15 +346,57 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh token of the grant
 // becomes inactive (kept, so that reuse is detected).
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	_, err := exec(s.conn(ctx), `UPDATE mandate_tokens SET active = 0 WHERE kind = ? AND request_hash = ? AND active = 1`, kindRefresh, key(requestID))
-	return wrap("revoke refresh token", err)
+	return wrap("revoke refresh token", s.requestTx(ctx, func(db *gorm.DB) error {
+		_, err := s.byRequest(db, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`, kindRefresh, requestID)
+		return err
+	}))
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access token of the grant is
 // deleted.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	_, err := exec(s.conn(ctx), `DELETE FROM mandate_tokens WHERE kind = ? AND request_hash = ?`, kindAccess, key(requestID))
-	return wrap("revoke access token", err)
+	return wrap("revoke access token", s.requestTx(ctx, func(db *gorm.DB) error {
+		_, err := s.byRequest(db, `DELETE FROM mandate_tokens WHERE`, kindAccess, requestID)
+		return err
+	}))
+}
+
+// byRequest runs stmt, an UPDATE or DELETE of mandate_tokens that ends in "WHERE" or "AND", on
+// the rows of kind whose request ID is requestID, and returns how many it changed.
+//
+// On SQLite the request index leaves out the rows whose request ID is their own signature — a
+// grant of one token: the provider gives a client_credentials token's request that ID, so the
+// commonest insert writes one index fewer. Those rows are found by their (kind, signature) key
+// instead, in a second statement; each statement repeats the index's condition so that SQLite
+// uses an index and never scans the table. Elsewhere the index holds every row.
+func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) (int64, error) {
+	h := key(requestID)
+	if s.dialect != dialectSQLite {
+		return exec(db, stmt+` kind = ? AND request_hash = ?`, kind, h)
+	}
+	indexed, keyed := sqliteByRequest(stmt)
+	n, err := exec(db, indexed, kind, h)
+	if err != nil {
+		return n, err
+	}
+	m, err := exec(db, keyed, kind, h)
+	return n + m, err
+}
+
+// sqliteByRequest returns byRequest's two SQLite statements: through the request index, and
+// through the (kind, signature) key.
+func sqliteByRequest(stmt string) (indexed, keyed string) {
+	return stmt + ` kind = ? AND request_hash = ? AND request_hash <> signature`,
+		stmt + ` kind = ? AND signature = ? AND request_hash = signature`
+}
+
+// requestTx runs fn, which calls byRequest, in a transaction when byRequest takes two
+// statements (SQLite), so that a grant's rows change together; else on the connection.
+func (s *Store) requestTx(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if s.dialect == dialectSQLite {
+		return s.inTx(ctx, fn)
+	}
+	return fn(s.conn(ctx))
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.

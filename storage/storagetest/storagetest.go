@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"JTI", testJTI},
 		{"AuthorizeCode", testAuthorizeCode},
 		{"AccessToken", testAccessToken},
+		{"AccessToken/OneTokenGrant", testOneTokenGrant},
 		{"RefreshToken", testRefreshToken},
 		{"PKCE", testPKCE},
 		{"PAR", testPAR},

@@ -602,3 +602,63 @@ func testGC(t *testing.T, s storage.Store) {
 		t.Errorf("second DeleteExpired removed %d rows, want 0", n)
 	}
 }
+
+// testOneTokenGrant: a grant of one token — a request whose ID is its token's own signature,
+// as the provider gives every client_credentials token — reads back with that ID and is found
+// by it: revoking the grant, rotating a refresh token of it and collecting expired rows all
+// reach it, and leave other grants alone.
+func testOneTokenGrant(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	client := mustSaveClient(t, s, "c1")
+	one := func() (string, *fosite.Request) {
+		sig := bigSig()
+		req := newRequest(t, client)
+		req.ID = sig
+		must(t, "CreateAccessTokenSession(one-token grant)", s.CreateAccessTokenSession(ctx, sig, req))
+		return sig, req
+	}
+	sig, req := one()
+	keep, _ := one()
+	got, err := s.GetAccessTokenSession(ctx, sig, nil)
+	must(t, "GetAccessTokenSession(one-token grant)", err)
+	checkRequest(t, "one-token grant", got, req)
+
+	must(t, "RevokeAccessToken(one-token grant)", s.RevokeAccessToken(ctx, sig))
+	_, err = s.GetAccessTokenSession(ctx, sig, nil)
+	wantNotFound(t, "GetAccessTokenSession after revoking its grant", err)
+	if _, err := s.GetAccessTokenSession(ctx, keep, nil); err != nil {
+		t.Fatalf("revoking one grant removed another: %v", err)
+	}
+
+	// A refresh token whose grant ID is its own signature, and the grant's access token.
+	rt := bigSig()
+	rreq := newRequest(t, client)
+	rreq.ID = rt
+	at := bigSig()
+	must(t, "CreateAccessTokenSession", s.CreateAccessTokenSession(ctx, at, rreq))
+	must(t, "CreateRefreshTokenSession(one-token grant)", s.CreateRefreshTokenSession(ctx, rt, at, rreq))
+	must(t, "RevokeRefreshToken(one-token grant)", s.RevokeRefreshToken(ctx, rt))
+	if _, err := s.GetRefreshTokenSession(ctx, rt, nil); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("refresh token after revoking its grant: %v, want ErrInactiveToken", err)
+	}
+	_, err = s.GetAccessTokenSession(ctx, at, nil)
+	must(t, "access token of a revoked refresh token (deleted only with RevokeAccessToken)", err)
+	must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, rt))
+	_, err = s.GetAccessTokenSession(ctx, at, nil)
+	wantNotFound(t, "access token after RevokeAccessToken of its grant", err)
+
+	// Garbage collection reaches one-token grants too.
+	old := newRequest(t, client)
+	oldSig := bigSig()
+	old.ID = oldSig
+	old.Session.SetExpiresAt(fosite.AccessToken, now().Add(-time.Minute))
+	must(t, "CreateAccessTokenSession(expired)", s.CreateAccessTokenSession(ctx, oldSig, old))
+	if _, err := s.DeleteExpired(ctx, now(), 0); err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	_, err = s.GetAccessTokenSession(ctx, oldSig, nil)
+	wantNotFound(t, "expired one-token grant after DeleteExpired", err)
+	if _, err := s.GetAccessTokenSession(ctx, keep, nil); err != nil {
+		t.Fatalf("DeleteExpired removed a live token: %v", err)
+	}
+}
