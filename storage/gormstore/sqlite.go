@@ -1,7 +1,8 @@
 package gormstore
 
-// This is the only file that imports the SQLite driver (github.com/ncruces/go-sqlite3, pure Go,
-// no cgo). CONTRIBUTING.md ("The embedded SQLite driver") says why this driver.
+// This file and sqlitewal.go (its VFS) are the only ones that import the SQLite driver
+// (github.com/ncruces/go-sqlite3, pure Go, no cgo). CONTRIBUTING.md ("The embedded SQLite
+// driver") says why this driver.
 
 import (
 	"database/sql"
@@ -47,7 +48,7 @@ func openSQLite(path string, cfg *gorm.Config) (*gorm.DB, error) {
 	if memory {
 		dsn = "file::memory:?" + sqliteParams
 	} else {
-		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + sqliteParams
+		dsn = "file:" + (&url.URL{Path: path}).EscapedPath() + "?vfs=" + walVFS + "&" + sqliteParams
 	}
 	sqlDB, err := driver.Open(dsn)
 	if err != nil {
