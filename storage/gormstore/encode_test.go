@@ -1,10 +1,15 @@
 package gormstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/storage"
 )
@@ -65,4 +70,40 @@ func normEncoded(s *storage.Session) *storage.Session {
 		c.Extra = nil
 	}
 	return c
+}
+
+// FuzzTokenJSON: encodeRequest and encodeSession write exactly the bytes json.Marshal writes,
+// and refuse exactly what encode refuses.
+func FuzzTokenJSON(f *testing.F) {
+	f.Add("req-1", "client", "orders:read", "https://api.example/", "alice", "pwd", int64(1_800_000_000_123_456_789), "access_token", false)
+	f.Add("<&>\u2028\"\\\n\x01", "c\xff", "", "", "", "", int64(-62135596800_000_000_0/10), "", true)
+	f.Fuzz(func(t *testing.T, id, client, scope, aud, sub, amr string, nanos int64, tokenType string, local bool) {
+		at := time.Unix(0, nanos).UTC()
+		if local {
+			at = at.In(time.FixedZone("x", 3600))
+		}
+		r := &requestRecord{ID: id, ClientID: client, RequestedAt: at, GrantedScope: []string{scope},
+			RequestedScope: strings.Fields(scope), GrantedAudience: []string{aud}, State: sub, ResponseMode: amr}
+		s := &storage.Session{Subject: sub, ACR: amr, AMR: strings.Fields(amr), AuthTime: at}
+		if tokenType != "" {
+			s.SetExpiresAt(fosite.TokenType(tokenType), at)
+			s.ExpiresAt["refresh_token"] = at
+		}
+		for _, c := range []struct {
+			name       string
+			fast, slow func() ([]byte, error)
+		}{
+			{"request", func() ([]byte, error) { return encodeRequest(r) }, func() ([]byte, error) { return encode("request", r) }},
+			{"session", func() ([]byte, error) { return encodeSession(s) }, func() ([]byte, error) { return encode("session", s) }},
+		} {
+			got, gerr := c.fast()
+			want, werr := c.slow()
+			if (gerr == nil) != (werr == nil) || (gerr != nil && errors.Is(werr, ErrInvalidInput) != errors.Is(gerr, ErrInvalidInput)) {
+				t.Fatalf("%s: errors differ: %v / %v", c.name, gerr, werr)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s:\n got %s\nwant %s", c.name, got, want)
+			}
+		}
+	})
 }

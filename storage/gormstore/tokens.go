@@ -82,7 +82,7 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 		// A grant of one token (see byRequest): the ID is not stored twice.
 		rec.ID = ""
 	}
-	reqJSON, err := encode("request", rec)
+	reqJSON, err := encodeRequest(rec)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	if sess != nil {
 		exp = sess.GetExpiresAt(expiry)
 	}
-	sessJSON, err := encode("session", sess)
+	sessJSON, err := encodeSession(sess)
 	if err != nil {
 		return err
 	}
