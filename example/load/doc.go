@@ -8,6 +8,17 @@
 //	    -secret "$(cat /tmp/m/demo-client.secret)" -resource http://127.0.0.1:9401/ \
 //	    -scope orders:read -c 16 -d 20s -verify 100 -pid $!
 //
+// Each client sends its requests on one keep-alive connection of its own, through a minimal
+// HTTP/1.1 client that builds the request's bytes once and reads the response (Content-Length
+// or chunked) on the client's goroutine; -nethttp uses net/http's client instead. The load
+// generator runs on one core's worth of Go scheduler (-procs 1) so that, on a machine it shares
+// with the server, it takes as little as it can of the server's CPU; -procs 0 lifts that.
+//
+// The subcommand sign-rate is the machine's bare signing rate on every core, nothing else
+// running in the process, to set beside an RS256 run's tokens/s:
+//
+//	go run ./example/load sign-rate -alg RS256 -d 10s
+//
 // The subcommand serve-baseline runs plain fosite v0.49 (its own JWT strategy, memory store, a
 // cheap secret hash) as a comparison target on the same machine:
 //

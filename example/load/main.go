@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -36,9 +37,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "serve-baseline" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "serve-baseline":
 		err = serveBaseline(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "sign-rate":
+		err = signRate(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -52,7 +56,8 @@ type options struct {
 	url, client, secret, resource, scope, jwks string
 	concurrency, requests, verify, pid         int
 	duration                                   time.Duration
-	json                                       bool
+	json, netHTTP                              bool
+	procs                                      int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -71,6 +76,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.jwks, "jwks", "", "JWKS URL for -verify (default: jwks_uri from the RFC 8414 metadata of the tokens' issuer)")
 	fs.IntVar(&o.pid, "pid", 0, "process id of the target: report its resident memory (VmRSS) every second and its CPU time")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.netHTTP, "nethttp", false, "send the token requests through net/http's client instead of the load generator's own HTTP/1.1 connections")
+	fs.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator (0: all cores); 1 leaves the most CPU to a server on the same cores")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -104,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.verify < 0 || o.verify > maxVerify {
 		errs = append(errs, fmt.Errorf("-verify must be between 0 and %d", maxVerify))
 	}
+	if o.procs < 0 || o.procs > 1024 {
+		errs = append(errs, errors.New("-procs must be between 0 and 1024"))
+	}
 	if o.pid < 0 {
 		errs = append(errs, errors.New("-pid must be a process id"))
 	}
@@ -136,7 +146,21 @@ func isLoopbackHost(host string) bool {
 // newHTTPClient keeps one idle connection per worker and refuses, at dial time, any address
 // that is not loopback (so neither a redirect nor a metadata document can send it elsewhere).
 func newHTTPClient(concurrency int) *http.Client {
-	d := &net.Dialer{
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:         loopbackDialer().DialContext,
+			MaxIdleConns:        concurrency,
+			MaxIdleConnsPerHost: concurrency,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+}
+
+// loopbackDialer refuses, at dial time, any address that is not loopback.
+func loopbackDialer() *net.Dialer {
+	return &net.Dialer{
 		Timeout: 5 * time.Second,
 		Control: func(_, address string, _ syscall.RawConn) error {
 			host, _, err := net.SplitHostPort(address)
@@ -145,16 +169,6 @@ func newHTTPClient(concurrency int) *http.Client {
 			}
 			return nil
 		},
-	}
-	return &http.Client{
-		Transport: &http.Transport{
-			DialContext:         d.DialContext,
-			MaxIdleConns:        concurrency,
-			MaxIdleConnsPerHost: concurrency,
-			IdleConnTimeout:     90 * time.Second,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
 	}
 }
 
@@ -190,6 +204,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.procs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.procs))
+	}
 	client := newHTTPClient(o.concurrency)
 	form := url.Values{"grant_type": {"client_credentials"}}
 	if o.scope != "" {
@@ -218,12 +235,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for i := range workers {
 		w := &worker{statuses: map[string]int{}}
 		workers[i] = w
+		send := func(ctx context.Context, buf *bytes.Buffer) (int, error) {
+			return w.request(ctx, client, o.url, body, user, pass, buf)
+		}
+		if !o.netHTTP {
+			wc, err := newWireConn(o.url, body, user, pass, loopbackDialer().DialContext)
+			if err != nil {
+				return err
+			}
+			defer wc.close()
+			send = wc.do
+		}
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			var buf bytes.Buffer
 			for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= int64(o.requests) {
 				t0 := time.Now()
-				status, err := w.request(ctx, client, o.url, body, user, pass, &buf)
+				status, err := send(ctx, &buf)
 				lat := time.Since(t0)
 				switch {
 				case err != nil:

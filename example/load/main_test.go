@@ -35,6 +35,8 @@ func TestParseFlags(t *testing.T) {
 		{"too long", []string{"-d", "11m"}, "-d"},
 		{"verify too many", []string{"-verify", "100000"}, "-verify"},
 		{"stray argument", []string{"extra"}, "unexpected"},
+		{"all cores", []string{"-procs", "0", "-nethttp"}, ""},
+		{"negative procs", []string{"-procs", "-1"}, "-procs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(append(append([]string{}, base...), tc.args...), io.Discard)
@@ -84,12 +86,16 @@ func runJSON(t *testing.T, args ...string) Report {
 }
 
 func TestRunAgainstBaseline(t *testing.T) {
-	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
-		t.Run(alg, func(t *testing.T) {
-			issuer := startBaseline(t, alg, "right-secret-0123456789")
-			r := runJSON(t, "-url", issuer+"/token", "-client", "c1", "-secret", "right-secret-0123456789",
+	for _, tc := range []struct{ alg, client string }{{"ES256", ""}, {"EdDSA", ""}, {"RS256", ""}, {"ES256", "-nethttp"}} {
+		t.Run(tc.alg+tc.client, func(t *testing.T) {
+			issuer := startBaseline(t, tc.alg, "right-secret-0123456789")
+			args := []string{"-url", issuer + "/token", "-client", "c1", "-secret", "right-secret-0123456789",
 				"-resource", "https://rs.example/", "-scope", "read", "-c", "4", "-n", "60", "-d", "30s",
-				"-verify", "10", "-pid", itoa(os.Getpid()))
+				"-verify", "10", "-pid", itoa(os.Getpid())}
+			if tc.client != "" {
+				args = append(args, tc.client)
+			}
+			r := runJSON(t, args...)
 			if r.OK != 60 || r.Requests != 60 || len(r.Errors) != 0 {
 				t.Fatalf("ok %d of %d, errors %v (%s)", r.OK, r.Requests, r.Errors, r.FirstError)
 			}
