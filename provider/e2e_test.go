@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
+	"github.com/labstack/echo/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -489,31 +491,81 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
-func TestMountOnChi(t *testing.T) {
-	st := newStore(t)
-	srv := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + srv.Listener.Addr().String() + "/auth"
-	p, err := provider.New(context.Background(), provider.Config{Issuer: issuer, Secret: testSecret(t), Storage: st, SigningAlgorithms: []string{"EdDSA", "ES256", "RS256"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	r := chi.NewRouter()
-	for _, pat := range p.Patterns() {
-		r.Handle(pat, p)
-	}
-	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
-	srv.Config.Handler = r
-	srv.Start()
-	defer srv.Close()
-	setup, _ := provider.ParseSetup([]byte(testSetup))
-	if err := p.Apply(context.Background(), setup); err != nil {
-		t.Fatal(err)
-	}
-	as := &testAS{t: t, p: p, srv: srv, issuer: issuer, store: st}
-	hdr, _ := as.verifyIndependently(as.clientCredentials("orders:read", orders), orders)
-	if hdr["alg"] != "ES256" {
-		t.Errorf("alg %v, want orders' ES256", hdr["alg"])
+// TestMountOnRouters mounts the provider as the README's router recipes do, next to a route of
+// the application's own, and gets and checks a token through each.
+func TestMountOnRouters(t *testing.T) {
+	health := func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }
+	for _, tc := range []struct {
+		name  string
+		mount func(p *provider.Provider) http.Handler
+	}{
+		{"net/http", func(p *provider.Provider) http.Handler {
+			mux := http.NewServeMux()
+			for _, pat := range p.Patterns() {
+				mux.Handle(pat, p)
+			}
+			mux.HandleFunc("GET /health", health)
+			return mux
+		}},
+		{"chi", func(p *provider.Provider) http.Handler {
+			r := chi.NewRouter()
+			for _, pat := range p.Patterns() {
+				r.Handle(pat, p)
+			}
+			r.Get("/health", health)
+			return r
+		}},
+		{"gin", func(p *provider.Provider) http.Handler {
+			gin.SetMode(gin.TestMode)
+			g := gin.New()
+			for _, pat := range p.Patterns() {
+				g.Any(pat, gin.WrapH(p))
+			}
+			g.GET("/health", gin.WrapF(health))
+			return g
+		}},
+		{"echo", func(p *provider.Provider) http.Handler {
+			e := echo.New()
+			for _, pat := range p.Patterns() {
+				e.Any(pat, echo.WrapHandler(p))
+			}
+			e.GET("/health", echo.WrapHandler(http.HandlerFunc(health)))
+			return e
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStore(t)
+			srv := httptest.NewUnstartedServer(nil)
+			issuer := "http://" + srv.Listener.Addr().String() + "/auth"
+			p, err := provider.New(context.Background(), provider.Config{Issuer: issuer, Secret: testSecret(t), Storage: st, SigningAlgorithms: []string{"EdDSA", "ES256", "RS256"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			srv.Config.Handler = tc.mount(p)
+			srv.Start()
+			defer srv.Close()
+			setup, _ := provider.ParseSetup([]byte(testSetup))
+			if err := p.Apply(context.Background(), setup); err != nil {
+				t.Fatal(err)
+			}
+			as := &testAS{t: t, p: p, srv: srv, issuer: issuer, store: st}
+			// verifyIndependently finds the keys through the RFC 8414 metadata and the JWKS.
+			hdr, _ := as.verifyIndependently(as.clientCredentials("orders:read", orders), orders)
+			if hdr["alg"] != "ES256" {
+				t.Errorf("alg %v, want orders' ES256", hdr["alg"])
+			}
+			for path, want := range map[string]int{"/health": 200, "/auth/nowhere": 404} {
+				resp, err := srv.Client().Get(srv.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+				}
+			}
+		})
 	}
 }
 
