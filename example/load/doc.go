@@ -14,8 +14,15 @@
 // generator runs on one core's worth of Go scheduler (-procs 1) so that, on a machine it shares
 // with the server, it takes as little as it can of the server's CPU; -procs 0 lifts that.
 //
-// The subcommand sign-rate is the machine's bare signing rate on every core, nothing else
-// running in the process, to set beside an RS256 run's tokens/s:
+// -vs-sign ALG sets the run beside the machine's bare signing rate: it cuts -d into -slices
+// turns of load, each followed (and the first preceded) by a turn of bare ALG signatures on
+// every core in this process while the server idles, and reports each load turn's tokens/s
+// against the signing turns around it, and their median. On a shared machine whose speed
+// drifts, that pairs every figure with the machine of the same moment:
+//
+//	go run ./example/load -url … -c 16 -d 30s -vs-sign RS256
+//
+// The subcommand sign-rate is that signing rate alone:
 //
 //	go run ./example/load sign-rate -alg RS256 -d 10s
 //

@@ -57,7 +57,8 @@ type options struct {
 	concurrency, requests, verify, pid         int
 	duration                                   time.Duration
 	json, netHTTP                              bool
-	procs                                      int
+	procs, slices                              int
+	vsSign                                     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -77,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.pid, "pid", 0, "process id of the target: report its resident memory (VmRSS) every second and its CPU time")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.netHTTP, "nethttp", false, "send the token requests through net/http's client instead of the load generator's own HTTP/1.1 connections")
+	fs.StringVar(&o.vsSign, "vs-sign", "", "alternate the load with bare signing on every core with this algorithm (ES256, EdDSA, RS256) and report tokens/s against the signing rate, turn by turn")
+	fs.IntVar(&o.slices, "slices", 10, "with -vs-sign: turns of load (each followed by one of signing, each -d/slices long)")
 	fs.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator (0: all cores); 1 leaves the most CPU to a server on the same cores")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -110,6 +113,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.verify < 0 || o.verify > maxVerify {
 		errs = append(errs, fmt.Errorf("-verify must be between 0 and %d", maxVerify))
+	}
+	if o.vsSign != "" && !slices.Contains([]string{"ES256", "EdDSA", "RS256"}, o.vsSign) {
+		errs = append(errs, fmt.Errorf("-vs-sign %q is not one of ES256, EdDSA, RS256", o.vsSign))
+	}
+	if o.slices < 1 || o.slices > 1000 {
+		errs = append(errs, errors.New("-slices must be between 1 and 1000"))
 	}
 	if o.procs < 0 || o.procs > 1024 {
 		errs = append(errs, errors.New("-procs must be between 0 and 1024"))
@@ -174,6 +183,10 @@ func loopbackDialer() *net.Dialer {
 
 // worker is one client's share of the results.
 type worker struct {
+	send func(ctx context.Context, buf *bytes.Buffer) (int, error)
+	rng  *rand.Rand
+	buf  bytes.Buffer
+
 	latencies []time.Duration // of successful requests
 	statuses  map[string]int  // failures by status ("401", "transport", "200 without token")
 	firstErr  string          // one example failure, for the report
@@ -197,6 +210,34 @@ type Report struct {
 	FirstError  string         `json:"first_error,omitempty"`
 	Verify      *VerifyReport  `json:"verify,omitempty"`
 	RSS         *RSSReport     `json:"rss,omitempty"`
+	VsSign      *VsSignReport  `json:"vs_sign,omitempty"`
+}
+
+// VsSignReport sets the run's tokens/s beside the bare signing rate of the same machine, turn
+// by turn (-vs-sign).
+type VsSignReport struct {
+	Alg            string    `json:"alg"`
+	Procs          int       `json:"procs"`
+	SignaturesPerS float64   `json:"signatures_per_second"` // mean over the signing turns
+	Ratios         []float64 `json:"ratios"`                // each load turn's tokens/s ÷ the mean of the signing turns around it
+	Median         float64   `json:"median_ratio"`
+}
+
+func (v *VsSignReport) summarize(rates []float64) {
+	var sum float64
+	for _, r := range rates {
+		sum += r
+	}
+	v.SignaturesPerS = sum / float64(len(rates))
+	if len(v.Ratios) == 0 {
+		return
+	}
+	r := slices.Clone(v.Ratios)
+	slices.Sort(r)
+	v.Median = r[len(r)/2]
+	if len(r)%2 == 0 {
+		v.Median = (r[len(r)/2-1] + r[len(r)/2]) / 2
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -228,14 +269,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	perWorker := (o.verify + o.concurrency - 1) / o.concurrency
 	workers := make([]*worker, o.concurrency)
-	var started atomic.Int64
 	start := time.Now()
-	deadline := start.Add(o.duration)
-	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{statuses: map[string]int{}}
+		w := &worker{statuses: map[string]int{}, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
 		workers[i] = w
-		send := func(ctx context.Context, buf *bytes.Buffer) (int, error) {
+		w.send = func(ctx context.Context, buf *bytes.Buffer) (int, error) {
 			return w.request(ctx, client, o.url, body, user, pass, buf)
 		}
 		if !o.netHTTP {
@@ -244,34 +282,62 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer wc.close()
-			send = wc.do
+			w.send = wc.do
 		}
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
-			var buf bytes.Buffer
-			for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= int64(o.requests) {
-				t0 := time.Now()
-				status, err := send(ctx, &buf)
-				lat := time.Since(t0)
-				switch {
-				case err != nil:
-					w.fail("transport", err.Error())
-				case status != http.StatusOK:
-					w.fail(strconv.Itoa(status), fmt.Sprintf("status %d: %.200s", status, buf.Bytes()))
-				default:
-					tok := accessToken(buf.Bytes())
-					if tok == "" {
-						w.fail("200 without access_token", fmt.Sprintf("%.200s", buf.Bytes()))
-						continue
-					}
-					w.latencies = append(w.latencies, lat)
-					w.keep(tok, perWorker, rng)
-				}
-			}
-		})
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
+
+	// The run is one turn of load, or, with -vs-sign, -slices turns of load each followed by
+	// a turn of bare signing on every core (and one before the first), so that every turn of
+	// load has the signing rate of the moments before and after it.
+	var started atomic.Int64
+	var sign func() error
+	turns := 1
+	if o.vsSign != "" {
+		if sign, err = newSignFunc(o.vsSign); err != nil {
+			return err
+		}
+		turns = o.slices
+	}
+	turn := o.duration / time.Duration(turns)
+	var loadTime time.Duration
+	var vs *VsSignReport
+	var signRates []float64
+	signTurn := func() error {
+		n, el, err := measureSign(ctx, sign, runtime.NumCPU(), turn)
+		signRates = append(signRates, float64(n)/el.Seconds())
+		return err
+	}
+	if sign != nil {
+		vs = &VsSignReport{Alg: o.vsSign, Procs: runtime.NumCPU()}
+		if err := signTurn(); err != nil {
+			return err
+		}
+	}
+	for t := 0; t < turns && ctx.Err() == nil && started.Load() < int64(o.requests); t++ {
+		before := okCount(workers)
+		t0 := time.Now()
+		deadline := t0.Add(turn)
+		var wg sync.WaitGroup
+		for _, w := range workers {
+			wg.Go(func() { w.loop(ctx, deadline, &started, int64(o.requests), perWorker) })
+		}
+		wg.Wait()
+		el := time.Since(t0)
+		loadTime += el
+		if sign == nil {
+			continue
+		}
+		rate := float64(okCount(workers)-before) / el.Seconds()
+		if err := signTurn(); err != nil {
+			return err
+		}
+		n := len(signRates)
+		vs.Ratios = append(vs.Ratios, rate/((signRates[n-2]+signRates[n-1])/2))
+	}
+	elapsed := loadTime
+	if vs != nil {
+		vs.summarize(signRates)
+	}
 
 	rep := Report{URL: o.url, Concurrency: o.concurrency, Elapsed: elapsed.Seconds(), Errors: map[string]int{}}
 	var lats []time.Duration
@@ -298,6 +364,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rss != nil {
 		rep.RSS = rss.stop()
 	}
+	rep.VsSign = vs
 	if o.verify > 0 && len(sample) > 0 {
 		if len(sample) > o.verify {
 			sample = sample[:o.verify]
@@ -311,6 +378,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.print(stdout)
 	return nil
+}
+
+// loop sends requests until deadline, until max requests have been started by all workers
+// together, or until ctx ends.
+func (w *worker) loop(ctx context.Context, deadline time.Time, started *atomic.Int64, max int64, perWorker int) {
+	for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= max {
+		t0 := time.Now()
+		status, err := w.send(ctx, &w.buf)
+		lat := time.Since(t0)
+		switch {
+		case err != nil:
+			w.fail("transport", err.Error())
+		case status != http.StatusOK:
+			w.fail(strconv.Itoa(status), fmt.Sprintf("status %d: %.200s", status, w.buf.Bytes()))
+		default:
+			tok := accessToken(w.buf.Bytes())
+			if tok == "" {
+				w.fail("200 without access_token", fmt.Sprintf("%.200s", w.buf.Bytes()))
+				continue
+			}
+			w.latencies = append(w.latencies, lat)
+			w.keep(tok, perWorker, w.rng)
+		}
+	}
+}
+
+func okCount(ws []*worker) int {
+	n := 0
+	for _, w := range ws {
+		n += len(w.latencies)
+	}
+	return n
 }
 
 // request posts the token request and leaves the response body in buf.
@@ -408,5 +507,10 @@ func (r *Report) print(w io.Writer) {
 		if s.CPUSeconds > 0 {
 			fmt.Fprintf(w, "cpu       pid %d: %.1f CPU-seconds, %.0f tokens per CPU-second\n", s.PID, s.CPUSeconds, float64(r.OK)/s.CPUSeconds)
 		}
+	}
+	if v := r.VsSign; v != nil && len(v.Ratios) > 0 {
+		lo, hi := slices.Min(v.Ratios), slices.Max(v.Ratios)
+		fmt.Fprintf(w, "vs sign   bare %s on %d goroutines: %.0f signatures/s; tokens/s ÷ that, per turn: median %.3f (%.3f–%.3f over %d turns)\n",
+			v.Alg, v.Procs, v.SignaturesPerS, v.Median, lo, hi, len(v.Ratios))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,9 @@ func TestParseFlags(t *testing.T) {
 		{"stray argument", []string{"extra"}, "unexpected"},
 		{"all cores", []string{"-procs", "0", "-nethttp"}, ""},
 		{"negative procs", []string{"-procs", "-1"}, "-procs"},
+		{"vs sign", []string{"-vs-sign", "RS256", "-slices", "4"}, ""},
+		{"vs sign HMAC", []string{"-vs-sign", "HS256"}, "-vs-sign"},
+		{"no slices", []string{"-slices", "0"}, "-slices"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(append(append([]string{}, base...), tc.args...), io.Discard)
@@ -110,6 +114,23 @@ func TestRunAgainstBaseline(t *testing.T) {
 			}
 		})
 	}
+	t.Run("vs sign", func(t *testing.T) {
+		issuer := startBaseline(t, "EdDSA", "right-secret-0123456789")
+		r := runJSON(t, "-url", issuer+"/token", "-client", "c1", "-secret", "right-secret-0123456789",
+			"-resource", "https://rs.example/", "-c", "2", "-d", "600ms", "-vs-sign", "EdDSA", "-slices", "3")
+		v := r.VsSign
+		if v == nil || v.Alg != "EdDSA" || len(v.Ratios) != 3 || v.SignaturesPerS <= 0 || r.OK == 0 {
+			t.Fatalf("report %+v, vs_sign %+v", r, v)
+		}
+		if v.Median < slices.Min(v.Ratios) || v.Median > slices.Max(v.Ratios) {
+			t.Fatalf("median %v outside %v", v.Median, v.Ratios)
+		}
+		// The elapsed time is the load turns' only: about 3 × 200 ms, not 600 ms of load plus
+		// the four signing turns.
+		if r.Elapsed < 0.5 || r.Elapsed > 1.0 {
+			t.Fatalf("elapsed %.2fs, want the load turns' 0.6s", r.Elapsed)
+		}
+	})
 	t.Run("wrong secret", func(t *testing.T) {
 		issuer := startBaseline(t, "ES256", "right-secret-0123456789")
 		r := runJSON(t, "-url", issuer+"/token", "-client", "c1", "-secret", "wrong-secret-0123456789", "-c", "2", "-n", "10", "-verify", "5")

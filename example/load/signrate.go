@@ -45,14 +45,33 @@ func signRate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *d <= 0 || *d > maxDuration || *procs < 1 || *procs > 1024 {
 		return fmt.Errorf("sign-rate: -d must be in (0, %s] and -procs in [1, 1024]", maxDuration)
 	}
-	key, err := generateKey(*alg)
+	sign, err := newSignFunc(*alg)
 	if err != nil {
 		return err
+	}
+	n, elapsed, err := measureSign(ctx, sign, *procs, *d)
+	if err != nil {
+		return fmt.Errorf("sign-rate: %w", err)
+	}
+	el := elapsed.Seconds()
+	r := SignRate{Alg: *alg, Procs: *procs, Elapsed: el, Signatures: n, PerSecond: float64(n) / el}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(r)
+	}
+	_, err = fmt.Fprintf(stdout, "sign-rate %s on %d goroutines: %d signatures in %.1fs, %.0f/s\n", r.Alg, r.Procs, r.Signatures, r.Elapsed, r.PerSecond)
+	return err
+}
+
+// newSignFunc returns a function that signs a token-sized message with a fresh key of alg.
+func newSignFunc(alg string) (func() error, error) {
+	key, err := generateKey(alg)
+	if err != nil {
+		return nil, err
 	}
 	// A signing input the size of a token's header and claims.
 	msg := make([]byte, 420)
 	_, _ = rand.Read(msg)
-	sign := func() error {
+	return func() error {
 		switch k := key.(type) {
 		case ed25519.PrivateKey:
 			_ = ed25519.Sign(k, msg)
@@ -66,13 +85,21 @@ func signRate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			_, err := key.Sign(rand.Reader, h[:], crypto.SHA256)
 			return err
 		}
+	}, nil
+}
+
+// measureSign runs sign on procs goroutines for d (GOMAXPROCS raised to procs meanwhile) and
+// returns how many signatures were made in how long.
+func measureSign(ctx context.Context, sign func() error, procs int, d time.Duration) (int64, time.Duration, error) {
+	if runtime.GOMAXPROCS(0) < procs {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 	}
 	var n atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
-	deadline := start.Add(*d)
+	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for range *procs {
+	for range procs {
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				if err := sign(); err != nil {
@@ -85,13 +112,7 @@ func signRate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return fmt.Errorf("sign-rate: %w", err)
+		return 0, 0, err
 	}
-	el := time.Since(start).Seconds()
-	r := SignRate{Alg: *alg, Procs: *procs, Elapsed: el, Signatures: n.Load(), PerSecond: float64(n.Load()) / el}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(r)
-	}
-	_, err = fmt.Fprintf(stdout, "sign-rate %s on %d goroutines: %d signatures in %.1fs, %.0f/s\n", r.Alg, r.Procs, r.Signatures, r.Elapsed, r.PerSecond)
-	return err
+	return n.Load(), time.Since(start), nil
 }
