@@ -21,8 +21,8 @@ import (
 // TestIntrospectionAnswersFromTheToken: a signed access token is its own record — its stored
 // session keeps no copy of its claims, and introspection answers with the claims the token
 // carries, numbers exactly (an application's 64-bit id is not rounded to a float); an
-// encrypted one, which the server cannot read back, is answered from its session; both go
-// inactive when revoked.
+// encrypted one, which the server cannot read back, is answered from its session, numbers
+// exactly too; both go inactive when revoked.
 func TestIntrospectionAnswersFromTheToken(t *testing.T) {
 	const big = int64(9007199254740993) // 2^53 + 1: not a float64
 	as := newAS(t, func(c *provider.Config) {
@@ -72,9 +72,9 @@ func TestIntrospectionAnswersFromTheToken(t *testing.T) {
 			t.Fatalf("not an encrypted token: %q", tok)
 		}
 		m := introspectExact(t, as, tok)
-		// (Its claims went through the session's JSON, whose numbers are float64: the mapped
-		// 64-bit id is there, rounded.)
-		if m["active"] != true || m["aud"] != orders || m["sub"] != "svc" || m["jti"] == nil || m["account"] == nil {
+		// Its claims went through the session's JSON: the mapped 64-bit id still reads back
+		// exactly.
+		if m["active"] != true || m["aud"] != orders || m["sub"] != "svc" || m["jti"] == nil || m["account"] != json.Number("9007199254740993") {
 			t.Fatalf("introspection %v", m)
 		}
 		revoke(t, as, tok)

@@ -1,8 +1,15 @@
 package storage
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	josev3 "github.com/go-jose/go-jose/v3"
@@ -343,6 +350,61 @@ func (s *Session) Clone() fosite.Session {
 	out.ExpiresAt = maps.Clone(s.ExpiresAt)
 	out.AccessToken = deepCopyMap(s.AccessToken)
 	return &out
+}
+
+// UnmarshalJSON decodes a session so that the numbers in Extra and AccessToken read back as
+// they were written: an integer that fits is an int64 (an application's 64-bit account id is
+// not rounded to the nearest float64, as encoding/json's default would round it), whether
+// written 1000, 1e3 or 1000.0; another number a float64; and an integer beyond int64 or a
+// number out of float64's range a json.Number, which encodes back to the same text.
+func (s *Session) UnmarshalJSON(data []byte) error {
+	type plain Session // the fields, without this method
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var p plain
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("storage: session: data after the JSON value")
+	}
+	exactNumbers(p.Extra)
+	exactNumbers(p.AccessToken)
+	*s = Session(p)
+	return nil
+}
+
+// exactNumbers replaces, in place, the json.Numbers of a decoded JSON value (see
+// Session.UnmarshalJSON) and returns v.
+func exactNumbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if !strings.ContainsAny(string(t), ".eE") {
+			if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+				return i
+			}
+			return t
+		}
+		f, err := strconv.ParseFloat(string(t), 64)
+		switch {
+		case err != nil:
+			return t
+		case f != math.Trunc(f):
+			return f
+		case f >= -(1<<63) && f < 1<<63:
+			return int64(f) // 2.0 or 1e3 is an integer, as the same number written 2 or 1000 would be
+		}
+		return t
+	case map[string]any:
+		for k, e := range t {
+			t[k] = exactNumbers(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = exactNumbers(e)
+		}
+	}
+	return v
 }
 
 func deepCopyMap(m map[string]any) map[string]any {

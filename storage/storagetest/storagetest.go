@@ -121,9 +121,13 @@ func newRequest(t *testing.T, client *storage.Client) *fosite.Request {
 		AuthTime: now().Add(-time.Minute),
 		ACR:      "urn:acr:pwd",
 		AMR:      []string{"pwd", "otp"},
-		Extra:    map[string]any{"roles": []any{"admin", "ops"}, "n": float64(3), "nested": map[string]any{"k": "v"}},
+		// Numbers read back exactly, as int64 when they are integers (see storage.Session):
+		// 2^53+1 is not a float64.
+		Extra: map[string]any{"roles": []any{"admin", "ops"}, "n": int64(3), "ratio": 2.5,
+			"nested": map[string]any{"k": "v", "id": int64(9007199254740993)}},
 		AccessToken: map[string]any{
 			"iss": "https://as.example", "aud": "https://api.example/", "scope": "orders:read",
+			"account": int64(-9007199254740993), "exp": int64(1893456000),
 		},
 	}
 	for _, k := range []fosite.TokenType{fosite.AuthorizeCode, fosite.AccessToken, fosite.RefreshToken, fosite.PushedAuthorizeRequestContext} {
