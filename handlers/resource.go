@@ -259,7 +259,7 @@ func Intersect(a, b []string) []string {
 func ExactAudience(allowed []string, requested []string) error {
 	for _, a := range requested {
 		if !slices.Contains(allowed, a) {
-			return ErrInvalidTarget.WithHint("The client is not allowed to request tokens for this resource.")
+			return ErrInvalidTarget.WithHintf("The client is not allowed to request tokens for the resource '%s'.", a)
 		}
 	}
 	return nil

@@ -5,9 +5,11 @@ package provider_test
 // of another kind, and bad input at introspection and revocation.
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +197,35 @@ func TestAuditCodeExchangeNarrowing(t *testing.T) {
 			t.Fatalf("refresh for orders: %d %v", resp.StatusCode, m)
 		}
 		checkPolicy(t, as, m, time.Now(), orders, "ES256", 10*time.Minute, "orders:read")
+	})
+	t.Run("a granted resource the client may no longer use", func(t *testing.T) {
+		_, code, v := auditCode(t, as, "web", "", []string{"orders:read", "billing:read"}, orders, billing)
+		_, code2, v2 := auditCode(t, as, "web", "", []string{"orders:read", "billing:read"}, orders, billing)
+		ctx := context.Background()
+		c, err := as.store.Client(ctx, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := slices.Clone(c.Resources)
+		c.Resources = slices.DeleteFunc(c.Resources, func(r string) bool { return r == billing })
+		as.saveClient(*c)
+		defer func() { c.Resources = before; as.saveClient(*c) }()
+		resp, m := as.auditExchange(code, v, "resource", billing)
+		if d, _ := m["error_description"].(string); resp.StatusCode != 400 || m["error"] != "invalid_target" || !strings.Contains(d, "no longer") {
+			t.Fatalf("%d %v, want 400 invalid_target: no longer allowed", resp.StatusCode, m)
+		}
+		// The resource it may still use is issued.
+		resp, m = as.auditExchange(code2, v2, "resource", orders)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %v", resp.StatusCode, m)
+		}
+		checkPolicy(t, as, m, time.Now(), orders, "ES256", 10*time.Minute, "orders:read")
+		// Its refresh token's grant covers billing too, and a refresh re-checks the whole
+		// grant against the client's registration: refused, naming the withdrawn resource.
+		resp, m = as.auditRefresh(m["refresh_token"].(string), "resource", orders)
+		if d, _ := m["error_description"].(string); resp.StatusCode != 400 || m["error"] != "invalid_target" || !strings.Contains(d, billing) {
+			t.Fatalf("refresh: %d %v, want 400 invalid_target naming %s", resp.StatusCode, m, billing)
+		}
 	})
 	t.Run("the only granted resource when there is no default in the grant", func(t *testing.T) {
 		_, code, v := auditCode(t, as, "web", "", []string{"billing:read"}, billing)

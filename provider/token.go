@@ -122,7 +122,13 @@ func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester)
 		// fosite set the requested audience to the original authorization's, which the
 		// authorization endpoint made equal to the granted resources.
 		granted := append([]string{}, ar.GetRequestedAudience()...)
-		rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, granted)
+		// And the token may only be for a resource the client may still use: one taken from
+		// its registration since the authorization is refused.
+		still := handlers.Intersect(granted, ar.GetClient().GetAudience())
+		if len(indicators) == 1 && slices.Contains(granted, indicators[0]) && !slices.Contains(still, indicators[0]) {
+			return nil, handlers.ErrInvalidTarget.WithHint("The client may no longer request tokens for this resource.")
+		}
+		rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, still)
 		if err != nil {
 			return nil, err
 		}
