@@ -97,20 +97,31 @@ func (w *wireConn) roundTrip(ctx context.Context, buf *bytes.Buffer) (status int
 	if _, err := w.c.Write(w.req); err != nil {
 		return 0, false, err
 	}
-	line, err := w.br.ReadSlice('\n')
-	if err != nil {
-		return 0, len(line) > 0, err
-	}
-	status, err = parseStatusLine(line)
-	if err != nil {
-		return 0, true, err
-	}
-	length, chunked, closing, err := readHeaders(w.br)
-	if err != nil {
-		return 0, true, err
+	var (
+		length           int64
+		chunked, closing bool
+	)
+	for informational := 0; ; informational++ {
+		line, err := w.br.ReadSlice('\n')
+		if err != nil {
+			return 0, len(line) > 0 || informational > 0, err
+		}
+		if status, err = parseStatusLine(line); err != nil {
+			return 0, true, err
+		}
+		if length, chunked, closing, err = readHeaders(w.br); err != nil {
+			return 0, true, err
+		}
+		// A 1xx response (103 Early Hints, say) precedes the final one (RFC 9110 §15.2).
+		if status >= 200 || status == 101 {
+			break
+		}
+		if informational == 10 {
+			return 0, true, fmt.Errorf("%w: more than 10 informational responses", errFraming)
+		}
 	}
 	buf.Reset()
-	if status == 204 || status == 304 || status < 200 {
+	if status == 204 || status == 304 || status == 101 {
 		length, chunked = 0, false // no body (RFC 9112 §6.3)
 	}
 	switch {
@@ -200,7 +211,7 @@ func readHeaders(br *bufio.Reader) (length int64, chunked, closing bool, err err
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			l, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || l < 0 || l > maxResponse || (length >= 0 && l != length) {
+			if err != nil || !digits(value) || l > maxResponse || (length >= 0 && l != length) {
 				return 0, false, false, fmt.Errorf("%w: Content-Length %.40q", errFraming, value)
 			}
 			length = l
@@ -217,6 +228,16 @@ func readHeaders(br *bufio.Reader) (length int64, chunked, closing bool, err err
 		length = -1
 	}
 	return length, chunked, closing, nil
+}
+
+// digits reports a non-empty run of ASCII digits (Content-Length = 1*DIGIT, RFC 9110 §8.6).
+func digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // readChunked reads a chunked body (RFC 9112 §7.1) into buf, up to maxResponse bytes.

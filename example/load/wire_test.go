@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,7 @@ func TestReadHeaders(t *testing.T) {
 		{"same length twice", "Content-Length: 3\r\nContent-Length: 3\r\n\r\n", 3, false, false, false},
 		{"conflicting lengths", "Content-Length: 3\r\nContent-Length: 4\r\n\r\n", 0, false, false, true},
 		{"negative length", "Content-Length: -1\r\n\r\n", 0, false, false, true},
+		{"signed length", "Content-Length: +5\r\n\r\n", 0, false, false, true},
 		{"huge length", "Content-Length: 99999999999\r\n\r\n", 0, false, false, true},
 		{"gzip transfer coding", "Transfer-Encoding: gzip, chunked\r\n\r\n", 0, false, false, true},
 		{"no colon", "Content-Length 4\r\n\r\n", 0, false, false, true},
@@ -260,6 +262,7 @@ func FuzzWireResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 		"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n{\"error\":\"invalid_client\"}",
 		"HTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
 		"HTTP/1.0 200 OK\r\n\r\nto the end",
 		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
 	} {
@@ -283,20 +286,65 @@ func FuzzWireResponse(f *testing.F) {
 		if status < 100 || status > 999 {
 			t.Fatalf("status %d", status)
 		}
-		head, _, ok := bytes.Cut(in, []byte("\r\n\r\n"))
-		if ok && !bytes.Contains(bytes.ToLower(head), []byte("transfer-encoding")) {
-			var cl int
-			for _, l := range strings.Split(string(head), "\r\n") {
-				name, v, _ := strings.Cut(l, ":")
-				if strings.EqualFold(name, "Content-Length") {
-					fmt.Sscan(strings.TrimSpace(v), &cl)
-					if status >= 200 && status != 204 && status != 304 && buf.Len() != cl {
-						t.Fatalf("Content-Length %d, body %d bytes", cl, buf.Len())
-					}
+		// The first response's header lines, as HTTP/1.1 delimits them (a line ends at LF, a
+		// CR before it is dropped, an empty line ends the section).
+		lines := strings.Split(string(in), "\n")
+		if len(lines) < 2 || parseStatusOf([]byte(lines[0])) != status {
+			return // an informational response came first
+		}
+		var head []string
+		ended := false
+		for _, l := range lines[1:] {
+			if l = strings.TrimRight(l, "\r"); l == "" {
+				ended = true
+				break
+			}
+			head = append(head, l)
+		}
+		if !ended || slices.ContainsFunc(head, func(l string) bool { return strings.Contains(strings.ToLower(l), "transfer-encoding") }) {
+			return
+		}
+		for _, l := range head {
+			name, v, _ := strings.Cut(l, ":")
+			if strings.EqualFold(name, "Content-Length") {
+				var cl int
+				fmt.Sscan(strings.TrimSpace(v), &cl)
+				if status != 204 && status != 304 && buf.Len() != cl {
+					t.Fatalf("Content-Length %d, body %d bytes", cl, buf.Len())
 				}
 			}
 		}
 	})
+}
+
+// parseStatusOf is the status of a status line without its LF, or 0.
+func parseStatusOf(line []byte) int {
+	code, _ := parseStatusLine(append(line, '\n'))
+	return code
+}
+
+// TestWireConnInformational: 1xx responses before the final one are skipped.
+func TestWireConnInformational(t *testing.T) {
+	in := "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+		"HTTP/1.1 100 Continue\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"access_token\":\"t\"}"
+	w, err := newWireConn("http://127.0.0.1:1/token", []byte("a=b"), "u", "p", func(context.Context, string, string) (net.Conn, error) {
+		return &fakeConn{r: bytes.NewReader([]byte(in))}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if status, err := w.do(context.Background(), &buf); err != nil || status != 200 || buf.String() != `{"access_token":"t"}` {
+		t.Fatalf("got %d %q %v", status, buf.String(), err)
+	}
+	many := strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 12) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	w, _ = newWireConn("http://127.0.0.1:1/token", nil, "u", "p", func(context.Context, string, string) (net.Conn, error) {
+		return &fakeConn{r: bytes.NewReader([]byte(many))}, nil
+	})
+	if _, err := w.do(context.Background(), &buf); err == nil {
+		t.Fatal("endless informational responses accepted")
+	}
 }
 
 func TestSignRate(t *testing.T) {
