@@ -78,9 +78,12 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	}
 	rec := recordOf(req)
 	requestHash := key(rec.ID)
+	sigHash := requestHash
 	if rec.ID == signature {
 		// A grant of one token (see byRequest): the ID is not stored twice.
 		rec.ID = ""
+	} else {
+		sigHash = key(signature)
 	}
 	reqJSON, err := encodeRequest(rec)
 	if err != nil {
@@ -102,7 +105,7 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	if kind == kindRefresh {
 		access = key(accessSignature)
 	}
-	args := []any{kind, key(signature), requestHash, 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
+	args := []any{kind, sigHash, requestHash, 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
 	if s.dialect != dialectSQLite {
 		return s.write(ctx, func(db *gorm.DB) error {
 			_, err := exec(db,
