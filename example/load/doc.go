@@ -22,6 +22,13 @@
 //
 //	go run ./example/load -url … -c 16 -d 30s -vs-sign RS256
 //
+// -vs-url URL does the same against a second token endpoint (a baseline; -vs-client and
+// -vs-secret when its client differs): turns on -url and on URL alternate in the order ABBA,
+// and each pair's tokens/s ratio is reported, with the median:
+//
+//	go run ./example/load -url http://127.0.0.1:9400/token … -d 30s \
+//	    -vs-url http://127.0.0.1:9500/oauth2/token -vs-secret S
+//
 // The subcommand sign-rate is that signing rate alone:
 //
 //	go run ./example/load sign-rate -alg RS256 -d 10s

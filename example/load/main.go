@@ -58,7 +58,7 @@ type options struct {
 	duration                                   time.Duration
 	json, netHTTP                              bool
 	procs, slices                              int
-	vsSign                                     string
+	vsSign, vsURL, vsClient, vsSecret          string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -79,7 +79,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.netHTTP, "nethttp", false, "send the token requests through net/http's client instead of the load generator's own HTTP/1.1 connections")
 	fs.StringVar(&o.vsSign, "vs-sign", "", "alternate the load with bare signing on every core with this algorithm (ES256, EdDSA, RS256) and report tokens/s against the signing rate, turn by turn")
-	fs.IntVar(&o.slices, "slices", 10, "with -vs-sign: turns of load (each followed by one of signing, each -d/slices long)")
+	fs.StringVar(&o.vsURL, "vs-url", "", "alternate turns of load on -url with turns on this token endpoint (loopback only; a baseline), and report the tokens/s of the two, turn by turn")
+	fs.StringVar(&o.vsClient, "vs-client", "", "client_id at -vs-url (default: -client)")
+	fs.StringVar(&o.vsSecret, "vs-secret", "", "client secret at -vs-url (default: -secret)")
+	fs.IntVar(&o.slices, "slices", 10, "with -vs-sign or -vs-url: turns of load on -url, each -d/slices long (each with a turn of signing or on -vs-url)")
 	fs.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator (0: all cores); 1 leaves the most CPU to a server on the same cores")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -116,6 +119,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.vsSign != "" && !slices.Contains([]string{"ES256", "EdDSA", "RS256"}, o.vsSign) {
 		errs = append(errs, fmt.Errorf("-vs-sign %q is not one of ES256, EdDSA, RS256", o.vsSign))
+	}
+	if o.vsURL != "" {
+		if err := checkLoopbackURL(o.vsURL); err != nil {
+			errs = append(errs, fmt.Errorf("-vs-url: %w", err))
+		}
+		if o.vsSign != "" {
+			errs = append(errs, errors.New("-vs-url and -vs-sign exclude each other"))
+		}
+	}
+	if o.vsClient == "" {
+		o.vsClient = o.client
+	}
+	if o.vsSecret == "" {
+		o.vsSecret = o.secret
 	}
 	if o.slices < 1 || o.slices > 1000 {
 		errs = append(errs, errors.New("-slices must be between 1 and 1000"))
@@ -183,9 +200,10 @@ func loopbackDialer() *net.Dialer {
 
 // worker is one client's share of the results.
 type worker struct {
-	send func(ctx context.Context, buf *bytes.Buffer) (int, error)
-	rng  *rand.Rand
-	buf  bytes.Buffer
+	send  func(ctx context.Context, buf *bytes.Buffer) (int, error)
+	close func() // of its connection, if it has one of its own
+	rng   *rand.Rand
+	buf   bytes.Buffer
 
 	latencies []time.Duration // of successful requests
 	statuses  map[string]int  // failures by status ("401", "transport", "200 without token")
@@ -211,6 +229,31 @@ type Report struct {
 	Verify      *VerifyReport  `json:"verify,omitempty"`
 	RSS         *RSSReport     `json:"rss,omitempty"`
 	VsSign      *VsSignReport  `json:"vs_sign,omitempty"`
+	VsURL       *VsURLReport   `json:"vs_url,omitempty"`
+}
+
+// VsURLReport sets the run beside another token endpoint's, turn by turn (-vs-url).
+type VsURLReport struct {
+	URL        string    `json:"url"`
+	Elapsed    float64   `json:"elapsed_seconds"`
+	OK         int       `json:"ok"`
+	Failed     int       `json:"failed"`
+	TokensPerS float64   `json:"tokens_per_second"`
+	Ratios     []float64 `json:"ratios"` // each turn's tokens/s on -url ÷ that of the turn next to it on -vs-url
+	Median     float64   `json:"median_ratio"`
+}
+
+// median of xs (0 for none).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	r := slices.Clone(xs)
+	slices.Sort(r)
+	if len(r)%2 == 0 {
+		return (r[len(r)/2-1] + r[len(r)/2]) / 2
+	}
+	return r[len(r)/2]
 }
 
 // VsSignReport sets the run's tokens/s beside the bare signing rate of the same machine, turn
@@ -229,15 +272,7 @@ func (v *VsSignReport) summarize(rates []float64) {
 		sum += r
 	}
 	v.SignaturesPerS = sum / float64(len(rates))
-	if len(v.Ratios) == 0 {
-		return
-	}
-	r := slices.Clone(v.Ratios)
-	slices.Sort(r)
-	v.Median = r[len(r)/2]
-	if len(r)%2 == 0 {
-		v.Median = (r[len(r)/2-1] + r[len(r)/2]) / 2
-	}
+	v.Median = median(v.Ratios)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -248,7 +283,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.procs > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.procs))
 	}
-	client := newHTTPClient(o.concurrency)
+	httpClient := newHTTPClient(o.concurrency)
 	form := url.Values{"grant_type": {"client_credentials"}}
 	if o.scope != "" {
 		form.Set("scope", o.scope)
@@ -257,8 +292,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		form.Set("resource", o.resource)
 	}
 	body := []byte(form.Encode())
-	// RFC 6749 §2.3.1: client_id and secret are form-encoded before Basic encoding.
-	user, pass := url.QueryEscape(o.client), url.QueryEscape(o.secret)
 
 	var rss *rssSampler
 	if o.pid > 0 {
@@ -268,23 +301,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	perWorker := (o.verify + o.concurrency - 1) / o.concurrency
-	workers := make([]*worker, o.concurrency)
 	start := time.Now()
-	for i := range workers {
-		w := &worker{statuses: map[string]int{}, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
-		workers[i] = w
-		w.send = func(ctx context.Context, buf *bytes.Buffer) (int, error) {
-			return w.request(ctx, client, o.url, body, user, pass, buf)
-		}
-		if !o.netHTTP {
-			wc, err := newWireConn(o.url, body, user, pass, loopbackDialer().DialContext)
-			if err != nil {
-				return err
+	newWorkers := func(target, client, secret string) ([]*worker, error) {
+		// RFC 6749 §2.3.1: client_id and secret are form-encoded before Basic encoding.
+		user, pass := url.QueryEscape(client), url.QueryEscape(secret)
+		ws := make([]*worker, o.concurrency)
+		for i := range ws {
+			w := &worker{statuses: map[string]int{}, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
+			ws[i] = w
+			w.send = func(ctx context.Context, buf *bytes.Buffer) (int, error) {
+				return w.request(ctx, httpClient, target, body, user, pass, buf)
 			}
-			defer wc.close()
-			w.send = wc.do
+			if !o.netHTTP {
+				wc, err := newWireConn(target, body, user, pass, loopbackDialer().DialContext)
+				if err != nil {
+					return nil, err
+				}
+				w.send, w.close = wc.do, wc.close
+			}
 		}
+		return ws, nil
 	}
+	workers, err := newWorkers(o.url, o.client, o.secret)
+	if err != nil {
+		return err
+	}
+	defer closeAll(workers)
 
 	// The run is one turn of load, or, with -vs-sign, -slices turns of load each followed by
 	// a turn of bare signing on every core (and one before the first), so that every turn of
@@ -313,26 +355,71 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	for t := 0; t < turns && ctx.Err() == nil && started.Load() < int64(o.requests); t++ {
-		before := okCount(workers)
+	// With -vs-url, every turn on -url has a turn on the other endpoint next to it, in the
+	// order ABBA ABBA…, so that a machine slowing down or speeding up favours neither.
+	var other []*worker
+	var vsURL *VsURLReport
+	var otherStarted atomic.Int64
+	if o.vsURL != "" {
+		if other, err = newWorkers(o.vsURL, o.vsClient, o.vsSecret); err != nil {
+			return err
+		}
+		defer closeAll(other)
+		vsURL = &VsURLReport{URL: o.vsURL}
+		turns = o.slices
+		turn = o.duration / time.Duration(turns)
+	}
+	runTurn := func(ws []*worker, started *atomic.Int64) (float64, time.Duration) {
+		before := okCount(ws)
 		t0 := time.Now()
 		deadline := t0.Add(turn)
 		var wg sync.WaitGroup
-		for _, w := range workers {
-			wg.Go(func() { w.loop(ctx, deadline, &started, int64(o.requests), perWorker) })
+		for _, w := range ws {
+			wg.Go(func() { w.loop(ctx, deadline, started, int64(o.requests), perWorker) })
 		}
 		wg.Wait()
 		el := time.Since(t0)
+		return float64(okCount(ws)-before) / el.Seconds(), el
+	}
+	for t := 0; t < turns && ctx.Err() == nil && started.Load() < int64(o.requests); t++ {
+		var otherRate float64
+		if other != nil && t%2 == 1 {
+			var el time.Duration
+			otherRate, el = runTurn(other, &otherStarted)
+			vsURL.Elapsed += el.Seconds()
+		}
+		rate, el := runTurn(workers, &started)
 		loadTime += el
+		if other != nil {
+			if t%2 == 0 {
+				var el time.Duration
+				otherRate, el = runTurn(other, &otherStarted)
+				vsURL.Elapsed += el.Seconds()
+			}
+			if otherRate > 0 {
+				vsURL.Ratios = append(vsURL.Ratios, rate/otherRate)
+			}
+		}
 		if sign == nil {
 			continue
 		}
-		rate := float64(okCount(workers)-before) / el.Seconds()
 		if err := signTurn(); err != nil {
 			return err
 		}
 		n := len(signRates)
 		vs.Ratios = append(vs.Ratios, rate/((signRates[n-2]+signRates[n-1])/2))
+	}
+	if vsURL != nil {
+		vsURL.OK = okCount(other)
+		for _, w := range other {
+			for _, v := range w.statuses {
+				vsURL.Failed += v
+			}
+		}
+		if vsURL.Elapsed > 0 {
+			vsURL.TokensPerS = float64(vsURL.OK) / vsURL.Elapsed
+		}
+		vsURL.Median = median(vsURL.Ratios)
 	}
 	elapsed := loadTime
 	if vs != nil {
@@ -364,12 +451,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rss != nil {
 		rep.RSS = rss.stop()
 	}
-	rep.VsSign = vs
+	rep.VsSign, rep.VsURL = vs, vsURL
 	if o.verify > 0 && len(sample) > 0 {
 		if len(sample) > o.verify {
 			sample = sample[:o.verify]
 		}
-		rep.Verify = verifySample(ctx, client, sample, o.jwks, o.resource)
+		rep.Verify = verifySample(ctx, httpClient, sample, o.jwks, o.resource)
 	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
@@ -400,6 +487,14 @@ func (w *worker) loop(ctx context.Context, deadline time.Time, started *atomic.I
 			}
 			w.latencies = append(w.latencies, lat)
 			w.keep(tok, perWorker, w.rng)
+		}
+	}
+}
+
+func closeAll(ws []*worker) {
+	for _, w := range ws {
+		if w.close != nil {
+			w.close()
 		}
 	}
 }
@@ -507,6 +602,10 @@ func (r *Report) print(w io.Writer) {
 		if s.CPUSeconds > 0 {
 			fmt.Fprintf(w, "cpu       pid %d: %.1f CPU-seconds, %.0f tokens per CPU-second\n", s.PID, s.CPUSeconds, float64(r.OK)/s.CPUSeconds)
 		}
+	}
+	if v := r.VsURL; v != nil && len(v.Ratios) > 0 {
+		fmt.Fprintf(w, "vs url    %s: %d tokens (%d failed), %.0f tokens/s; this ÷ that, per turn: median %.3f (%.3f–%.3f over %d turns)\n",
+			v.URL, v.OK, v.Failed, v.TokensPerS, v.Median, slices.Min(v.Ratios), slices.Max(v.Ratios), len(v.Ratios))
 	}
 	if v := r.VsSign; v != nil && len(v.Ratios) > 0 {
 		lo, hi := slices.Min(v.Ratios), slices.Max(v.Ratios)

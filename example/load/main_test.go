@@ -41,6 +41,9 @@ func TestParseFlags(t *testing.T) {
 		{"vs sign", []string{"-vs-sign", "RS256", "-slices", "4"}, ""},
 		{"vs sign HMAC", []string{"-vs-sign", "HS256"}, "-vs-sign"},
 		{"no slices", []string{"-slices", "0"}, "-slices"},
+		{"vs url", []string{"-vs-url", "http://127.0.0.1:9500/oauth2/token", "-vs-client", "b", "-vs-secret", "s"}, ""},
+		{"remote vs url", []string{"-vs-url", "https://auth.example.com/token"}, "-vs-url"},
+		{"vs url and vs sign", []string{"-vs-url", "http://127.0.0.1:9500/token", "-vs-sign", "ES256"}, "exclude"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(append(append([]string{}, base...), tc.args...), io.Discard)
@@ -129,6 +132,37 @@ func TestRunAgainstBaseline(t *testing.T) {
 		// the four signing turns.
 		if r.Elapsed < 0.5 || r.Elapsed > 1.0 {
 			t.Fatalf("elapsed %.2fs, want the load turns' 0.6s", r.Elapsed)
+		}
+	})
+	t.Run("vs url", func(t *testing.T) {
+		a := startBaseline(t, "EdDSA", "a-secret-0123456789")
+		b := startBaseline(t, "ES256", "b-secret-0123456789")
+		r := runJSON(t, "-url", a+"/token", "-client", "c1", "-secret", "a-secret-0123456789",
+			"-vs-url", b+"/token", "-vs-secret", "b-secret-0123456789",
+			"-resource", "https://rs.example/", "-c", "2", "-d", "800ms", "-slices", "4", "-verify", "3")
+		v := r.VsURL
+		if v == nil || v.URL != b+"/token" || len(v.Ratios) != 4 || v.OK == 0 || v.Failed != 0 || v.TokensPerS <= 0 || r.OK == 0 || len(r.Errors) != 0 {
+			t.Fatalf("report %+v, vs_url %+v", r, v)
+		}
+		if v.Median < slices.Min(v.Ratios) || v.Median > slices.Max(v.Ratios) {
+			t.Fatalf("median %v outside %v", v.Median, v.Ratios)
+		}
+		// Each side's elapsed time is its own turns': 4 × 200 ms.
+		if r.Elapsed < 0.7 || r.Elapsed > 1.4 || v.Elapsed < 0.7 || v.Elapsed > 1.4 {
+			t.Fatalf("elapsed %.2fs and %.2fs, want about 0.8s each", r.Elapsed, v.Elapsed)
+		}
+		// The sample verified is the main target's: EdDSA tokens from a's keys.
+		if r.Verify == nil || r.Verify.Valid != 3 || !strings.HasPrefix(r.Verify.KeysFrom, a) {
+			t.Fatalf("verify %+v", r.Verify)
+		}
+	})
+	t.Run("vs url refused", func(t *testing.T) {
+		a := startBaseline(t, "EdDSA", "a-secret-0123456789")
+		b := startBaseline(t, "ES256", "b-secret-0123456789")
+		r := runJSON(t, "-url", a+"/token", "-client", "c1", "-secret", "a-secret-0123456789",
+			"-vs-url", b+"/token", "-c", "2", "-d", "400ms", "-slices", "2")
+		if v := r.VsURL; v == nil || v.OK != 0 || v.Failed == 0 || len(v.Ratios) != 0 || r.OK == 0 {
+			t.Fatalf("report %+v, vs_url %+v: the other side's secret is wrong", r, r.VsURL)
 		}
 	})
 	t.Run("wrong secret", func(t *testing.T) {
