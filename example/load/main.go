@@ -486,7 +486,7 @@ func (w *worker) loop(ctx context.Context, deadline time.Time, started *atomic.I
 				continue
 			}
 			w.latencies = append(w.latencies, lat)
-			w.keep(tok, perWorker, w.rng)
+			w.keep(tok, perWorker)
 		}
 	}
 }
@@ -535,14 +535,14 @@ func (w *worker) fail(kind, msg string) {
 }
 
 // keep adds tok to the worker's reservoir of size k.
-func (w *worker) keep(tok string, k int, rng *rand.Rand) {
+func (w *worker) keep(tok string, k int) {
 	w.seen++
 	switch {
 	case k == 0:
 	case len(w.sample) < k:
 		w.sample = append(w.sample, tok)
 	default:
-		if j := rng.IntN(w.seen); j < k {
+		if j := w.rng.IntN(w.seen); j < k {
 			w.sample[j] = tok
 		}
 	}

@@ -254,6 +254,18 @@ func (c *fakeConn) SetDeadline(time.Time) error      { return nil }
 func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
+// fakeWire is a wire connection whose server answers with in.
+func fakeWire(t *testing.T, in []byte) *wireConn {
+	t.Helper()
+	w, err := newWireConn("http://127.0.0.1:1/token", []byte("a=b"), "u", "p", func(context.Context, string, string) (net.Conn, error) {
+		return &fakeConn{r: bytes.NewReader(in)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // FuzzWireResponse feeds arbitrary bytes as a server's answer: never a panic or a hang, never
 // more than maxResponse of body, and a body read by Content-Length is exactly that long.
 func FuzzWireResponse(f *testing.F) {
@@ -269,12 +281,7 @@ func FuzzWireResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		w, err := newWireConn("http://127.0.0.1:1/token", []byte("a=b"), "u", "p", func(context.Context, string, string) (net.Conn, error) {
-			return &fakeConn{r: bytes.NewReader(in)}, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := fakeWire(t, in)
 		var buf bytes.Buffer
 		status, err := w.do(context.Background(), &buf)
 		if buf.Len() > maxResponse {
@@ -328,20 +335,13 @@ func TestWireConnInformational(t *testing.T) {
 	in := "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
 		"HTTP/1.1 100 Continue\r\n\r\n" +
 		"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"access_token\":\"t\"}"
-	w, err := newWireConn("http://127.0.0.1:1/token", []byte("a=b"), "u", "p", func(context.Context, string, string) (net.Conn, error) {
-		return &fakeConn{r: bytes.NewReader([]byte(in))}, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := fakeWire(t, []byte(in))
 	var buf bytes.Buffer
 	if status, err := w.do(context.Background(), &buf); err != nil || status != 200 || buf.String() != `{"access_token":"t"}` {
 		t.Fatalf("got %d %q %v", status, buf.String(), err)
 	}
 	many := strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 12) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-	w, _ = newWireConn("http://127.0.0.1:1/token", nil, "u", "p", func(context.Context, string, string) (net.Conn, error) {
-		return &fakeConn{r: bytes.NewReader([]byte(many))}, nil
-	})
+	w = fakeWire(t, []byte(many))
 	if _, err := w.do(context.Background(), &buf); err == nil {
 		t.Fatal("endless informational responses accepted")
 	}
