@@ -58,7 +58,7 @@ type options struct {
 	duration                                   time.Duration
 	json, netHTTP                              bool
 	procs, slices                              int
-	vsSign, vsURL, vsClient, vsSecret          string
+	vsSign, vsURL, vsClient, vsSecret, sched   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -84,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.vsSecret, "vs-secret", "", "client secret at -vs-url (default: -secret)")
 	fs.IntVar(&o.slices, "slices", 10, "with -vs-sign or -vs-url: turns of load on -url, each -d/slices long (each with a turn of signing or on -vs-url)")
 	fs.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator (0: all cores); 1 leaves the most CPU to a server on the same cores")
+	fs.StringVar(&o.sched, "sched", "batch", "scheduling policy of the load generator's threads during load (Linux): batch (SCHED_BATCH: its fair share of the CPU, but its wakeups do not preempt the server) or normal")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -139,6 +140,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.procs < 0 || o.procs > 1024 {
 		errs = append(errs, errors.New("-procs must be between 0 and 1024"))
+	}
+	if o.sched != "batch" && o.sched != "normal" {
+		errs = append(errs, fmt.Errorf("-sched %q is not batch or normal", o.sched))
 	}
 	if o.pid < 0 {
 		errs = append(errs, errors.New("-pid must be a process id"))
@@ -216,6 +220,7 @@ type worker struct {
 type Report struct {
 	URL         string         `json:"url"`
 	Concurrency int            `json:"concurrency"`
+	Sched       string         `json:"sched"` // the load generator's policy during load: SCHED_BATCH or SCHED_OTHER
 	Elapsed     float64        `json:"elapsed_seconds"`
 	Requests    int            `json:"requests"`
 	OK          int            `json:"ok"`
@@ -283,6 +288,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.procs > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.procs))
 	}
+	// Load turns run under -sched; signing turns, and whatever follows the run (the tests
+	// call run in their own process), under the policy the process started with.
+	own, err := schedPolicyOf(0)
+	if err != nil {
+		own = schedOther
+	}
+	loadPolicy := own
+	if o.sched == "batch" {
+		loadPolicy = schedBatch
+	}
+	schedName := map[int]string{schedOther: "SCHED_OTHER", schedBatch: "SCHED_BATCH"}[loadPolicy]
+	if schedName == "" {
+		schedName = fmt.Sprintf("policy %d", loadPolicy)
+	}
+	setPolicy := func(p int) {
+		if err := setSchedPolicy(p); err != nil && schedName != "default" {
+			fmt.Fprintf(stderr, "load: %v; the load generator keeps its policy\n", err)
+			schedName = "default"
+		}
+	}
+	defer setSchedPolicy(own)
 	httpClient := newHTTPClient(o.concurrency)
 	form := url.Values{"grant_type": {"client_credentials"}}
 	if o.scope != "" {
@@ -345,6 +371,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var vs *VsSignReport
 	var signRates []float64
 	signTurn := func() error {
+		setPolicy(own)
 		n, el, err := measureSign(ctx, sign, runtime.NumCPU(), turn)
 		signRates = append(signRates, float64(n)/el.Seconds())
 		return err
@@ -370,6 +397,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		turn = o.duration / time.Duration(turns)
 	}
 	runTurn := func(ws []*worker, started *atomic.Int64) (float64, time.Duration) {
+		setPolicy(loadPolicy)
 		before := okCount(ws)
 		t0 := time.Now()
 		deadline := t0.Add(turn)
@@ -426,7 +454,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		vs.summarize(signRates)
 	}
 
-	rep := Report{URL: o.url, Concurrency: o.concurrency, Elapsed: elapsed.Seconds(), Errors: map[string]int{}}
+	rep := Report{URL: o.url, Concurrency: o.concurrency, Sched: schedName, Elapsed: elapsed.Seconds(), Errors: map[string]int{}}
 	var lats []time.Duration
 	var sample []string
 	for _, w := range workers {
@@ -571,7 +599,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (r *Report) print(w io.Writer) {
-	fmt.Fprintf(w, "target    %s  (%d concurrent clients, %.1fs)\n", r.URL, r.Concurrency, r.Elapsed)
+	fmt.Fprintf(w, "target    %s  (%d concurrent clients, %.1fs, load generator %s)\n", r.URL, r.Concurrency, r.Elapsed, r.Sched)
 	fmt.Fprintf(w, "tokens    %d of %d requests  %.0f tokens/s\n", r.OK, r.Requests, r.TokensPerS)
 	fmt.Fprintf(w, "latency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", r.P50, r.P90, r.P99, r.Max)
 	if len(r.Errors) > 0 {

@@ -38,6 +38,8 @@ func TestParseFlags(t *testing.T) {
 		{"stray argument", []string{"extra"}, "unexpected"},
 		{"all cores", []string{"-procs", "0", "-nethttp"}, ""},
 		{"negative procs", []string{"-procs", "-1"}, "-procs"},
+		{"normal policy", []string{"-sched", "normal"}, ""},
+		{"idle policy", []string{"-sched", "idle"}, "-sched"},
 		{"vs sign", []string{"-vs-sign", "RS256", "-slices", "4"}, ""},
 		{"vs sign HMAC", []string{"-vs-sign", "HS256"}, "-vs-sign"},
 		{"no slices", []string{"-slices", "0"}, "-slices"},
