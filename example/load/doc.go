@@ -12,7 +12,11 @@
 // HTTP/1.1 client that builds the request's bytes once and reads the response (Content-Length
 // or chunked) on the client's goroutine; -nethttp uses net/http's client instead. The load
 // generator runs on one core's worth of Go scheduler (-procs 1) so that, on a machine it shares
-// with the server, it takes as little as it can of the server's CPU; -procs 0 lifts that.
+// with the server, it takes as little as it can of the server's CPU; -procs 0 lifts that. On
+// Linux its threads run under SCHED_BATCH during load (-sched batch, the default): they get
+// their fair share of the CPU, but a response that wakes the load generator does not preempt
+// the server in the middle of a signature, as a woken SCHED_OTHER thread does; -sched normal
+// keeps the ordinary policy.
 //
 // -vs-sign ALG sets the run beside the machine's bare signing rate: it cuts -d into -slices
 // turns of load, each followed (and the first preceded) by a turn of bare ALG signatures on
