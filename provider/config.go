@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // Config configures a Provider. The zero value of every optional field is a documented,
@@ -320,13 +320,8 @@ func supportedAlg(alg string) bool {
 	return false
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// isLoopback is the one loopback rule ([strict.LoopbackHost]).
+func isLoopback(host string) bool { return strict.LoopbackHost(host) }
 
 // contextKey types keep the provider's context values private.
 type targetKey struct{}

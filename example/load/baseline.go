@@ -31,6 +31,8 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	fstorage "github.com/ory/fosite/storage"
 	fjwt "github.com/ory/fosite/token/jwt"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // serveBaseline runs plain fosite v0.49 as a comparison target until ctx is done: compose with
@@ -53,7 +55,7 @@ func serveBaseline(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("serve-baseline: unexpected arguments %q", fs.Args())
 	}
 	host, _, err := net.SplitHostPort(*addr)
-	if err != nil || !isLoopbackHost(host) {
+	if err != nil || !strict.LoopbackHost(host) {
 		return fmt.Errorf("serve-baseline: -addr %q must be a loopback host:port", *addr)
 	}
 	if *secret == "" {

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // Bounds of a run.
@@ -159,18 +161,10 @@ func checkLoopbackURL(raw string) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%q is not an http(s) URL", raw)
 	}
-	if !isLoopbackHost(u.Hostname()) {
+	if !strict.LoopbackHost(u.Hostname()) {
 		return fmt.Errorf("%q is not a loopback address; this tool only loads the local machine", u.Hostname())
 	}
 	return nil
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // newHTTPClient keeps one idle connection per worker and refuses, at dial time, any address
@@ -194,7 +188,7 @@ func loopbackDialer() *net.Dialer {
 		Timeout: 5 * time.Second,
 		Control: func(_, address string, _ syscall.RawConn) error {
 			host, _, err := net.SplitHostPort(address)
-			if err != nil || !isLoopbackHost(host) {
+			if err != nil || !strict.LoopbackHost(host) {
 				return fmt.Errorf("refusing to connect to non-loopback address %s", address)
 			}
 			return nil

@@ -3,11 +3,14 @@ package verify
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // Claims is the payload of a verified access token: the registered claims of
@@ -98,42 +101,22 @@ type payload struct {
 	AMR      []string        `json:"amr"`
 }
 
-// checkNames refuses duplicate members and case variants of registered claim names.
+// payloadSchema is the member layout of payload, worked out once. It is never modified.
+var payloadSchema = strict.SchemaOf((*payload)(nil))
+
+// checkNames refuses duplicate members (at any depth) and case variants of the registered
+// claim names payload decodes: encoding/json would keep the last duplicate and match names
+// case-insensitively.
 func checkNames(data []byte) error {
-	var buf [24][]byte
-	names, err := memberNames(data, buf[:0])
-	if err != nil {
+	switch err := payloadSchema.Check(data); {
+	case errors.Is(err, strict.ErrDuplicate):
+		return fmt.Errorf("%w: duplicate member in payload", ErrMalformed)
+	case errors.Is(err, strict.ErrCaseVariant):
+		return fmt.Errorf("%w: member name differs from a registered claim only in case", ErrMalformed)
+	case err != nil:
 		return fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
 	}
-	if duplicateName(names) {
-		return fmt.Errorf("%w: duplicate member in payload", ErrMalformed)
-	}
-	for _, n := range names {
-		if caseVariant(n) {
-			return fmt.Errorf("%w: member name differs from a registered claim only in case", ErrMalformed)
-		}
-	}
 	return nil
-}
-
-// caseVariant reports whether n equals one of the claim names that payload decodes into typed
-// fields except for (Unicode) case. encoding/json matches field names case-insensitively, so such
-// a member would otherwise be read as the registered claim.
-func caseVariant(n []byte) bool {
-	switch string(n) {
-	case "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "auth_time", "acr", "amr":
-		return false // the common case: exactly a registered name
-	}
-	if len(n) < 3 || len(n) > 3*len("client_id") {
-		return false
-	}
-	for _, r := range [...]string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id",
-		"scope", "auth_time", "acr", "amr"} {
-		if bytes.EqualFold(n, []byte(r)) {
-			return true
-		}
-	}
-	return false
 }
 
 // decodeAudience accepts a JSON string or an array of strings (RFC 7519 §4.1.3).

@@ -2,11 +2,9 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -59,40 +57,6 @@ func FuzzVerify(f *testing.F) {
 		if got.Issuer != testIssuer || !slices.Contains(got.Audience, testAudience) ||
 			got.Subject == "" || got.ClientID == "" || got.ID == "" || got.ExpiresAt.IsZero() {
 			t.Fatalf("accepted claims break the rules: %+v", got)
-		}
-	})
-}
-
-// FuzzMemberNames checks the duplicate-detecting scanner against encoding/json: for every valid
-// JSON object, the scanner finds exactly the member names encoding/json sees.
-func FuzzMemberNames(f *testing.F) {
-	for _, s := range []string{
-		`{}`, `{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":[1,"}",{"c":"\""}]},"d":null}`,
-		`{"\u0061":1,"a":2}`, ` { "x" : "y\\" , "z":[] } `, `[]`, `{"a"}`, `{"a":1,}`, `{"a":"\ud800"}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		names, err := memberNames(data, nil)
-		var m map[string]json.RawMessage
-		if json.Unmarshal(data, &m) != nil || m == nil || !utf8.Valid(data) {
-			return // not a valid JSON object: the decoder refuses it anyway
-		}
-		if err != nil {
-			t.Fatalf("memberNames refused a valid object: %v", err)
-		}
-		seen := map[string]bool{}
-		for _, n := range names {
-			if _, ok := m[string(n)]; !ok {
-				t.Fatalf("memberNames found %q, encoding/json did not", n)
-			}
-			seen[string(n)] = true
-		}
-		if len(seen) != len(m) {
-			t.Fatalf("memberNames found %d distinct names, encoding/json %d", len(seen), len(m))
-		}
-		if duplicateName(names) != (len(names) != len(m)) {
-			t.Fatalf("duplicateName = %v with %d names, %d distinct", duplicateName(names), len(names), len(m))
 		}
 	})
 }

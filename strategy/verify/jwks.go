@@ -20,6 +20,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 const (
@@ -138,7 +140,8 @@ func parseKeySet(body []byte, log *slog.Logger) (*keySet, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
+	// Strict: a key (or the key list) given twice would leave the choice to the decoder.
+	if err := strict.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("verify: JWKS is not valid JSON: %w", err)
 	}
 	var keys []*jose.JSONWebKey
@@ -351,12 +354,12 @@ func discover(ctx context.Context, client *http.Client, issuer string) (string, 
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := json.Unmarshal(body, &meta); err != nil {
+	if err := strict.Unmarshal(body, &meta); err != nil {
 		return "", fmt.Errorf("verify: authorization server metadata is not valid JSON: %w", err)
 	}
 	// RFC 8414 §3.3: the issuer in the metadata must be identical to the one we started from.
 	if meta.Issuer != issuer {
-		return "", fmt.Errorf("verify: metadata issuer %q does not equal the configured issuer", truncate(meta.Issuer))
+		return "", fmt.Errorf("verify: metadata issuer %q does not equal the configured issuer", strict.Echo(meta.Issuer))
 	}
 	if meta.JWKSURI == "" {
 		return "", errors.New("verify: authorization server metadata has no jwks_uri")
@@ -367,14 +370,36 @@ func discover(ctx context.Context, client *http.Client, issuer string) (string, 
 	return meta.JWKSURI, nil
 }
 
-// get fetches u and returns a body of at most maxJWKSSize bytes from a 200 response.
+// maxRedirects bounds the redirects a metadata or JWKS fetch follows.
+const maxRedirects = 3
+
+// get fetches u and returns a body of at most maxJWKSSize bytes from a 200 response. Every
+// redirect is checked like the first URL ([strict.FetchURL]: https, or http to a loopback
+// host), may not leave https for http, and at most maxRedirects are followed: the rule on the
+// configured URL would mean little if a redirect could take the fetch anywhere.
 func get(ctx context.Context, client *http.Client, u string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
+	c := *client // the caller's transport and timeout, with the redirect rule on top
+	c.CheckRedirect = func(next *http.Request, via []*http.Request) error {
+		if len(via) > maxRedirects {
+			return fmt.Errorf("more than %d redirects", maxRedirects)
+		}
+		if err := strict.FetchURL(next.URL.String()); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
+		}
+		if via[len(via)-1].URL.Scheme == "https" && next.URL.Scheme != "https" {
+			return errors.New("redirect from https to http refused")
+		}
+		if client.CheckRedirect != nil {
+			return client.CheckRedirect(next, via)
+		}
+		return nil
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -418,34 +443,8 @@ func cacheTTL(cc string, lo, hi time.Duration) time.Duration {
 	return max(lo, min(ttl, hi))
 }
 
-// checkURL accepts an absolute https URL, or http to a loopback host (tests, local development),
-// without a fragment.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
-	}
-	if u.Host == "" || u.Fragment != "" || u.User != nil {
-		return errors.New("must be an absolute URL without user info or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("http is only allowed for loopback hosts; use https")
-	}
-	return errors.New("scheme must be https")
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	return strings.HasPrefix(host, "127.") || host == "::1"
-}
+// checkURL is the one fetch rule of [strict.FetchURL]: https, or http to a loopback host.
+func checkURL(s string) error { return strict.FetchURL(s) }
 
 // wellKnownURL inserts /.well-known/{name} between the host and the path of id, as RFC 8414 §3.1
 // and RFC 9728 §3.1 prescribe: https://h/p → https://h/.well-known/{name}/p. A terminating "/"
@@ -453,10 +452,10 @@ func isLoopback(host string) bool {
 func wellKnownURL(id, name string) (string, error) {
 	u, err := url.Parse(id)
 	if err != nil {
-		return "", fmt.Errorf("verify: %q is not a URL: %w", truncate(id), err)
+		return "", fmt.Errorf("verify: %q is not a URL: %w", strict.Echo(id), err)
 	}
 	if u.Scheme == "" || u.Host == "" || u.Fragment != "" {
-		return "", fmt.Errorf("verify: %q is not an absolute URL without fragment", truncate(id))
+		return "", fmt.Errorf("verify: %q is not an absolute URL without fragment", strict.Echo(id))
 	}
 	w := *u
 	w.Path, w.RawPath = insertWellKnown(u.Path, name), ""
@@ -468,12 +467,4 @@ func wellKnownURL(id, name string) (string, error) {
 
 func insertWellKnown(p, name string) string {
 	return "/.well-known/" + name + strings.TrimSuffix(p, "/")
-}
-
-// truncate shortens s for inclusion in an error message.
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

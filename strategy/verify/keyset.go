@@ -8,6 +8,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // KeySet is a set of public signature keys for verifying JWTs other than access tokens — RFC
@@ -120,7 +122,7 @@ func (s *KeySet) Key(ctx context.Context, kid string, alg jose.SignatureAlgorith
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: kid %q (refetch: %w)", ErrUnknownKey, truncate(kid), err)
+		return nil, fmt.Errorf("%w: kid %q (refetch: %w)", ErrUnknownKey, strict.Echo(kid), err)
 	}
-	return nil, fmt.Errorf("%w: kid %q with alg %q", ErrUnknownKey, truncate(kid), alg)
+	return nil, fmt.Errorf("%w: kid %q with alg %q", ErrUnknownKey, strict.Echo(kid), alg)
 }

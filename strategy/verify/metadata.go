@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // ProtectedResourceMetadata is the RFC 9728 §2 metadata document of a protected resource
@@ -61,12 +63,12 @@ func (m ProtectedResourceMetadata) Handler() (http.Handler, error) {
 	}
 	for _, s := range m.AuthorizationServers {
 		if err := checkIssuer(s); err != nil {
-			return nil, fmt.Errorf("verify: metadata authorization server %q: %w", truncate(s), err)
+			return nil, fmt.Errorf("verify: metadata authorization server %q: %w", strict.Echo(s), err)
 		}
 	}
 	for _, b := range m.BearerMethodsSupported {
 		if !slices.Contains([]string{"header", "body", "query"}, b) {
-			return nil, fmt.Errorf("verify: metadata bearer method %q is not header, body or query", truncate(b))
+			return nil, fmt.Errorf("verify: metadata bearer method %q is not header, body or query", strict.Echo(b))
 		}
 	}
 	body, err := json.Marshal(m)
@@ -108,7 +110,7 @@ func WellKnownPath(resource string) (string, error) {
 // [Config.ResourceMetadata].
 func MetadataURL(resource string) (string, error) {
 	if err := checkURL(resource); err != nil {
-		return "", fmt.Errorf("verify: resource %q: %w", truncate(resource), err)
+		return "", fmt.Errorf("verify: resource %q: %w", strict.Echo(resource), err)
 	}
 	return wellKnownURL(resource, "oauth-protected-resource")
 }

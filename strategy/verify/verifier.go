@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // Limits and defaults.
@@ -196,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
 			jose.ES256, jose.ES384, jose.ES512, jose.EdDSA:
 		default:
-			return nil, fmt.Errorf("%w: algorithm %q is not an asymmetric signature algorithm", ErrConfig, truncate(string(a)))
+			return nil, fmt.Errorf("%w: algorithm %q is not an asymmetric signature algorithm", ErrConfig, strict.Echo(string(a)))
 		}
 	}
 	switch {
@@ -304,7 +305,7 @@ func (v *Verifier) setDecryption(cfg Config) error {
 		switch a {
 		case jose.RSA_OAEP_256, jose.RSA_OAEP, jose.ECDH_ES, jose.ECDH_ES_A128KW, jose.ECDH_ES_A192KW, jose.ECDH_ES_A256KW:
 		default:
-			return fmt.Errorf("%w: key encryption algorithm %q not allowed", ErrConfig, truncate(string(a)))
+			return fmt.Errorf("%w: key encryption algorithm %q not allowed", ErrConfig, strict.Echo(string(a)))
 		}
 	}
 	v.encAlgs = cfg.ContentEncryptionAlgorithms
@@ -353,14 +354,21 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 }
 
 func (v *Verifier) verifySigned(ctx context.Context, raw string) (*Claims, error) {
-	if err := checkHeader(raw[:strings.IndexByte(raw, '.')]); err != nil {
+	// One signed content, one encoding: go-jose's decoder would accept others.
+	head, rest, _ := strings.Cut(raw, ".")
+	p, sig, _ := strings.Cut(rest, ".")
+	hb, err := strict.Segment(head)
+	if err != nil || !strict.Canonical(p) || !strict.Canonical(sig) {
+		return nil, fmt.Errorf("%w: not canonical base64url", ErrMalformed)
+	}
+	if err := checkHeader(hb); err != nil {
 		return nil, err
 	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
 		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &unexpected) {
-			return nil, fmt.Errorf("%w: %q", ErrAlgorithm, truncate(string(unexpected.Got)))
+			return nil, fmt.Errorf("%w: %q", ErrAlgorithm, strict.Echo(string(unexpected.Got)))
 		}
 		// go-jose's parse errors may quote header values; say less.
 		return nil, fmt.Errorf("%w: not a valid compact JWS", ErrMalformed)
@@ -371,7 +379,7 @@ func (v *Verifier) verifySigned(ctx context.Context, raw string) (*Claims, error
 	h := &jws.Signatures[0].Header
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 	if !isATJWT(typ) {
-		return nil, fmt.Errorf("%w: typ %q", ErrType, truncate(typ))
+		return nil, fmt.Errorf("%w: typ %q", ErrType, strict.Echo(typ))
 	}
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 
@@ -387,9 +395,9 @@ func (v *Verifier) verifySigned(ctx context.Context, raw string) (*Claims, error
 		}
 		if key == nil {
 			if err != nil {
-				return nil, fmt.Errorf("%w: kid %q (refetch: %w)", ErrUnknownKey, truncate(h.KeyID), err)
+				return nil, fmt.Errorf("%w: kid %q (refetch: %w)", ErrUnknownKey, strict.Echo(h.KeyID), err)
 			}
-			return nil, fmt.Errorf("%w: kid %q with alg %q", ErrUnknownKey, truncate(h.KeyID), alg)
+			return nil, fmt.Errorf("%w: kid %q with alg %q", ErrUnknownKey, strict.Echo(h.KeyID), alg)
 		}
 	}
 	data, err := jws.Verify(key)
@@ -399,24 +407,19 @@ func (v *Verifier) verifySigned(ctx context.Context, raw string) (*Claims, error
 	return v.checkClaims(data)
 }
 
-// checkHeader looks at the member names of the encoded JOSE header: no duplicates, and none of
-// the members that would point at other keys or change how the signature is computed.
-func checkHeader(enc string) error {
-	if base64.RawURLEncoding.DecodedLen(len(enc)) > maxHeaderSize {
+// checkHeader looks at the member names of the decoded JOSE header: no duplicates (at any
+// depth), and none of the members that would point at other keys or change how the signature
+// is computed.
+func checkHeader(hb []byte) error {
+	if len(hb) > maxHeaderSize {
 		return fmt.Errorf("%w: header too long", ErrMalformed)
 	}
-	dst := make([]byte, base64.RawURLEncoding.DecodedLen(len(enc)))
-	n, err := base64.RawURLEncoding.Decode(dst, []byte(enc))
-	if err != nil {
-		return fmt.Errorf("%w: header is not base64url", ErrMalformed)
-	}
 	var nb [12][]byte
-	names, err := memberNames(dst[:n], nb[:0])
-	if err != nil {
-		return fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
-	}
-	if duplicateName(names) {
+	names, err := untyped.Names(hb, nb[:0])
+	if errors.Is(err, strict.ErrDuplicate) {
 		return fmt.Errorf("%w: duplicate header member", ErrMalformed)
+	} else if err != nil {
+		return fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
 	for _, n := range names {
 		switch string(n) {
@@ -426,6 +429,10 @@ func checkHeader(enc string) error {
 	}
 	return nil
 }
+
+// untyped checks JSON for duplicate members only; the header is read by go-jose, which matches
+// member names exactly.
+var untyped = strict.SchemaOf(nil)
 
 // isATJWT reports whether typ names the at+jwt media type (RFC 9068 §2.1, §4). Media types are
 // case-insensitive (RFC 2045 §5.1).
@@ -448,7 +455,7 @@ func (v *Verifier) decrypt(raw string) (string, error) {
 	// RFC 7519 §5.2: a nested JWT says so with cty "JWT"; RFC 9068 tokens may say at+jwt.
 	cty, _ := jwe.Header.ExtraHeaders[jose.HeaderContentType].(string)
 	if !strings.EqualFold(cty, "JWT") && !isATJWT(cty) {
-		return "", fmt.Errorf("%w: JWE cty %q is not JWT", ErrDecrypt, truncate(cty))
+		return "", fmt.Errorf("%w: JWE cty %q is not JWT", ErrDecrypt, strict.Echo(cty))
 	}
 	pt, err := jwe.Decrypt(v.decKey)
 	if err != nil {
@@ -470,7 +477,7 @@ func (v *Verifier) checkClaims(data []byte) (*Claims, error) {
 	if err := json.Unmarshal(data, &p); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, fmt.Errorf("%w: claim %q has the wrong JSON type", ErrMalformed, truncate(te.Field))
+			return nil, fmt.Errorf("%w: claim %q has the wrong JSON type", ErrMalformed, strict.Echo(te.Field))
 		}
 		return nil, fmt.Errorf("%w: payload is not valid JSON", ErrMalformed)
 	}
@@ -489,7 +496,7 @@ func (v *Verifier) checkClaims(data []byte) (*Claims, error) {
 		return nil, fmt.Errorf("%w: jti", ErrMissingClaim)
 	}
 	if p.Iss != v.issuer {
-		return nil, fmt.Errorf("%w: %q", ErrIssuer, truncate(p.Iss))
+		return nil, fmt.Errorf("%w: %q", ErrIssuer, strict.Echo(p.Iss))
 	}
 	aud, err := decodeAudience(p.Aud)
 	if err != nil {
