@@ -3,7 +3,7 @@ package handlers
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy/verify"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // Limits and defaults of RFC 7523 assertion checking.
@@ -75,16 +76,21 @@ type Assertion struct {
 	// Expiry, NotBefore and IssuedAt are exp, nbf and iat; zero when absent.
 	Expiry, NotBefore, IssuedAt time.Time
 
-	jws         *jose.JSONWebSignature
-	signedInput string // header.payload as received: what the signature covers
+	jws     *jose.JSONWebSignature
+	content [sha256.Size]byte // contentHash of the decoded header and payload
+	proven  bool              // the signature verified with a registered key
 }
 
 // ParseAssertion parses a compact JWS assertion (RFC 7523 §3): at most [MaxAssertionSize]
-// bytes, one signature, alg among [AssertionAlgorithms], and none of the header parameters
-// jku, x5u, jwk, x5c or crit — keys come only from what the server registered, nothing an
-// assertion names is ever fetched or trusted. A typ of at+jwt (an RFC 9068 access token) is
-// refused; any other typ, or none, is accepted. iss and sub must be non-empty strings, aud a
-// string or an array of strings. Errors are *[AssertionError].
+// bytes, three segments in canonical base64url ([strict.Segment]: one signed content has one
+// encoding, so that a replay key derived from it cannot be dodged by re-encoding), one
+// signature, alg among [AssertionAlgorithms], and none of the header parameters jku, x5u, jwk,
+// x5c or crit — keys come only from what the server registered, nothing an assertion names is
+// ever fetched or trusted. Header and claims are decoded strictly ([strict.Check]): a member
+// given twice, or a registered name in another case ({"sub":"user","Sub":"admin"}), is refused.
+// A typ of at+jwt (an RFC 9068 access token) is refused; any other typ, or none, is accepted.
+// iss and sub must be non-empty strings, aud a string or an array of strings. Errors are
+// *[AssertionError].
 func ParseAssertion(raw string) (*Assertion, error) {
 	switch {
 	case raw == "":
@@ -94,25 +100,26 @@ func ParseAssertion(raw string) (*Assertion, error) {
 	case strings.Count(raw, ".") != 2:
 		return nil, reject("the assertion is not a compact JWS (a JWT with three parts)")
 	}
-	head := raw[:strings.IndexByte(raw, '.')]
-	hb, err := base64.RawURLEncoding.DecodeString(head)
+	hb, pb, err := strict.Compact(raw)
 	if err != nil {
-		return nil, reject("the assertion's header is not base64url")
+		return nil, reject("the assertion is not canonical base64url (unpadded, no white space, unused bits zero)")
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(hb, &members); err != nil {
-		return nil, reject("the assertion's header is not a JSON object")
+	var h assertionHeader
+	var nb [8][]byte
+	names, err := assertionHeaderSchema.Names(hb, nb[:0])
+	if err != nil {
+		return nil, reject("the assertion's header is not a JSON object with unique members (%s)", strictReason(err))
 	}
-	for _, name := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
-		if _, ok := members[name]; ok {
-			return nil, reject("the header parameter %q is not accepted; keys are registered with the server", name)
+	for _, n := range names {
+		switch string(n) {
+		case "jku", "x5u", "jwk", "x5c", "crit":
+			return nil, reject("the header parameter %q is not accepted; keys are registered with the server", string(n))
 		}
 	}
-	var typ string
-	if t, ok := members["typ"]; ok && json.Unmarshal(t, &typ) != nil {
+	if err := json.Unmarshal(hb, &h); err != nil {
 		return nil, reject("the assertion's typ header is not a string")
 	}
-	if strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt") {
+	if strings.EqualFold(h.Typ, "at+jwt") || strings.EqualFold(h.Typ, "application/at+jwt") {
 		// RFC 9068 §4: an access token must not be mistaken for another kind of JWT.
 		return nil, reject("an access token is not an assertion")
 	}
@@ -120,7 +127,7 @@ func ParseAssertion(raw string) (*Assertion, error) {
 	if err != nil {
 		var alg *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &alg) {
-			return nil, reject("the algorithm %q is not accepted (RS256, PS256, ES256, ES384, EdDSA)", truncate(string(alg.Got)))
+			return nil, reject("the algorithm %q is not accepted (RS256, PS256, ES256, ES384, EdDSA)", strict.Echo(string(alg.Got)))
 		}
 		return nil, reject("the assertion is not a valid compact JWS")
 	}
@@ -128,16 +135,19 @@ func ParseAssertion(raw string) (*Assertion, error) {
 		return nil, reject("the assertion must carry exactly one signature")
 	}
 	var c jwt.Claims
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
+	if err := assertionClaimsSchema.Unmarshal(pb, &c); err != nil {
+		if errors.Is(err, strict.ErrDuplicate) || errors.Is(err, strict.ErrCaseVariant) {
+			return nil, reject("the assertion's claims are ambiguous (%s)", strictReason(err))
+		}
 		return nil, reject("the assertion's claims are not a JSON object of the right types")
 	}
 	a := &Assertion{
 		Algorithm: jws.Signatures[0].Header.Algorithm,
 		KeyID:     jws.Signatures[0].Header.KeyID,
 		Issuer:    c.Issuer, Subject: c.Subject, ID: c.ID,
-		Audience:    []string(c.Audience),
-		jws:         jws,
-		signedInput: raw[:strings.LastIndexByte(raw, '.')],
+		Audience: []string(c.Audience),
+		jws:      jws,
+		content:  contentHash(hb, pb),
 	}
 	for p, t := range map[*time.Time]*jwt.NumericDate{&a.Expiry: c.Expiry, &a.NotBefore: c.NotBefore, &a.IssuedAt: c.IssuedAt} {
 		if t != nil {
@@ -151,6 +161,43 @@ func ParseAssertion(raw string) (*Assertion, error) {
 		return nil, reject("the assertion has no sub claim")
 	}
 	return a, nil
+}
+
+// assertionHeader is the header member ParseAssertion reads itself; go-jose reads the rest.
+type assertionHeader struct {
+	Typ string `json:"typ"`
+}
+
+// The strict layouts of an assertion's header and claims, worked out once; never modified.
+var (
+	assertionHeaderSchema = strict.SchemaOf((*assertionHeader)(nil))
+	assertionClaimsSchema = strict.SchemaOf((*jwt.Claims)(nil))
+)
+
+// strictReason names what the strict decoder refused, for a client-facing message.
+func strictReason(err error) string {
+	switch {
+	case errors.Is(err, strict.ErrDuplicate):
+		return "a member appears twice"
+	case errors.Is(err, strict.ErrCaseVariant):
+		return "a member differs from a registered name only in case"
+	}
+	return "malformed JSON"
+}
+
+// contentHash is the SHA-256 of the decoded header and payload: what the signature vouches
+// for, independent of how it was encoded and of the signature (which ECDSA lets anyone
+// re-randomize).
+func contentHash(header, payload []byte) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(header)))
+	h.Write(n[:])
+	h.Write(header)
+	h.Write(payload)
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // AssertionRules are the claim checks of [Assertion.Verify].
@@ -180,7 +227,7 @@ type AssertionRules struct {
 // one of them) are server-side.
 func (a *Assertion) Verify(ctx context.Context, keys *verify.KeySet, r AssertionRules) error {
 	if r.Algorithm != "" && a.Algorithm != r.Algorithm {
-		return reject("the algorithm %q is not the one registered for this client", truncate(a.Algorithm))
+		return reject("the algorithm %q is not the one registered for this client", strict.Echo(a.Algorithm))
 	}
 	key, err := keys.Key(ctx, a.KeyID, jose.SignatureAlgorithm(a.Algorithm))
 	switch {
@@ -194,6 +241,7 @@ func (a *Assertion) Verify(ctx context.Context, keys *verify.KeySet, r Assertion
 	if _, err := a.jws.Verify(key); err != nil {
 		return reject("the signature does not verify")
 	}
+	a.proven = true
 	return a.checkClaims(r)
 }
 
@@ -243,9 +291,10 @@ func (a *Assertion) checkClaims(r AssertionRules) error {
 
 // UseAssertion marks a verified assertion as used, atomically across every instance sharing
 // jtis, and fails with an *[AssertionError] when it was used before. The key is namespace, the
-// issuer and the jti; for an assertion without jti, a SHA-256 of its signed content (header and
-// payload, not the signature, which ECDSA and lax base64 let an eavesdropper re-encode). It is
-// kept until exp plus the leeway, past which [Assertion.Verify] refuses the assertion anyway.
+// issuer and the jti; for an assertion without jti, a SHA-256 of its decoded content (header
+// and payload: not their encoding, which [ParseAssertion] also requires to be canonical, and
+// not the signature, which ECDSA lets anyone re-randomize). It is kept until exp plus the
+// leeway, past which [Assertion.Verify] refuses the assertion anyway.
 func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, a *Assertion, leeway time.Duration) error {
 	if leeway <= 0 {
 		leeway = DefaultAssertionLeeway
@@ -254,8 +303,7 @@ func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, 
 	if a.ID != "" {
 		key = namespace + "\x00" + a.Issuer + "\x00jti\x00" + a.ID
 	} else {
-		sum := sha256.Sum256([]byte(a.signedInput))
-		key = namespace + "\x00" + a.Issuer + "\x00sha256\x00" + hex.EncodeToString(sum[:])
+		key = namespace + "\x00" + a.Issuer + "\x00sha256\x00" + hex.EncodeToString(a.content[:])
 	}
 	err := jtis.UseJTI(ctx, key, a.Expiry.Add(leeway))
 	if errors.Is(err, storage.ErrJTIUsed) {
@@ -314,12 +362,4 @@ func (k *KeySets) For(ctx context.Context, set *jose.JSONWebKeySet, jwksURI stri
 	}
 	k.remote[jwksURI] = ks
 	return ks, nil
-}
-
-// truncate shortens s for a client-facing message.
-func truncate(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -50,17 +51,43 @@ type PrivateKeyJWT struct {
 }
 
 // Authenticate implements fosite.ClientAuthenticationStrategy.
+//
+// A request uses one authentication method (RFC 6749 §2.3): an Authorization header, a
+// client_secret in the body and a client_assertion exclude each other, two Authorization
+// headers are refused, and a client_id parameter must name the client of a Basic header. Each
+// is invalid_request (RFC 6749 §5.2).
+//
+// Failures that depend on what the server knows — an unknown client, a client registered for
+// another method, a key or signature that does not match — are one generic invalid_client
+// ("Client authentication failed."), whatever the method, so that nobody learns from the
+// answer whether a client exists or how it authenticates; the reason goes to the error's debug
+// text (server side only). A private_key_jwt assertion whose signature verified with the
+// client's registered key has proved who sent it, so what is wrong with it after that (expired,
+// wrong aud, replayed) is said.
 func (p *PrivateKeyJWT) Authenticate(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	if err := oneMethod(r, form); err != nil {
+		return nil, err
+	}
 	if !HasClientAssertion(form) {
 		if p.Fallback == nil {
-			return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
+			return nil, fosite.ErrInvalidClient.WithHint(authFailed)
 		}
-		return p.Fallback(ctx, r, form)
+		c, err := p.Fallback(ctx, r, form)
+		if err != nil {
+			return nil, generic(err)
+		}
+		return c, nil
 	}
-	c, err := p.authenticate(ctx, r, form)
+	c, err := p.authenticate(ctx, form)
 	if err != nil {
-		var ae *AssertionError
-		if errors.As(err, &ae) {
+		var (
+			ae *AssertionError
+			un *unproven
+		)
+		switch {
+		case errors.As(err, &un):
+			return nil, fosite.ErrInvalidClient.WithHint(authFailed).WithDebug(un.reason)
+		case errors.As(err, &ae):
 			return nil, fosite.ErrInvalidClient.WithHint(sentence(ae.Reason))
 		}
 		var rfc *fosite.RFC6749Error
@@ -72,6 +99,61 @@ func (p *PrivateKeyJWT) Authenticate(ctx context.Context, r *http.Request, form 
 	return c, nil
 }
 
+// authFailed is the hint of every client-authentication failure that must not say more.
+const authFailed = "Client authentication failed."
+
+// generic turns an invalid_client of fosite's secret authentication into the generic answer,
+// keeping the cause in the chain and the original hint as debug text; other errors
+// (invalid_request for a malformed header, server errors) pass.
+func generic(err error) error {
+	var rfc *fosite.RFC6749Error
+	if !errors.As(err, &rfc) || !errors.Is(err, fosite.ErrInvalidClient) {
+		return err
+	}
+	return fosite.ErrInvalidClient.WithWrap(err).WithHint(authFailed).WithDebug(strings.TrimSpace(rfc.HintField + " " + rfc.DebugField))
+}
+
+// unproven is a private_key_jwt failure before the assertion's signature verified with a
+// registered key: answered generically.
+type unproven struct{ reason string }
+
+func (u *unproven) Error() string { return "handlers: client authentication: " + u.reason }
+
+// oneMethod enforces RFC 6749 §2.3: one client authentication method per request.
+func oneMethod(r *http.Request, form url.Values) error {
+	var header int
+	if r != nil {
+		header = len(r.Header.Values("Authorization"))
+	}
+	if header > 1 {
+		return fosite.ErrInvalidRequest.WithHint("The request carries more than one Authorization header.")
+	}
+	_, secret := form["client_secret"]
+	methods := header
+	if secret {
+		methods++
+	}
+	if HasClientAssertion(form) {
+		methods++
+	}
+	if methods > 1 {
+		return fosite.ErrInvalidRequest.WithHint("The request uses more than one client authentication method; RFC 6749 section 2.3 allows one.")
+	}
+	if header == 1 {
+		if user, _, ok := r.BasicAuth(); ok {
+			// RFC 6749 §2.3.1: the Basic user name is the form-urlencoded client_id.
+			id, err := url.QueryUnescape(user)
+			if err != nil {
+				return fosite.ErrInvalidRequest.WithHint("The client_id in the Authorization header is not form-urlencoded.")
+			}
+			if v, ok := form["client_id"]; ok && (len(v) != 1 || v[0] != id) {
+				return fosite.ErrInvalidRequest.WithHint("The client_id parameter does not name the client of the Authorization header.")
+			}
+		}
+	}
+	return nil
+}
+
 // HasClientAssertion reports whether form carries RFC 7523 §2.2 client authentication.
 func HasClientAssertion(form url.Values) bool {
 	_, a := form["client_assertion"]
@@ -79,15 +161,13 @@ func HasClientAssertion(form url.Values) bool {
 	return a || t
 }
 
-func (p *PrivateKeyJWT) authenticate(ctx context.Context, r *http.Request, form url.Values) (*storage.Client, error) {
+func (p *PrivateKeyJWT) authenticate(ctx context.Context, form url.Values) (*storage.Client, error) {
+	// What the request alone shows is said precisely: it reveals nothing about the server.
 	switch {
 	case form.Get("client_assertion_type") != ClientAssertionTypeJWTBearer:
 		return nil, reject("the client_assertion_type must be %s", ClientAssertionTypeJWTBearer)
 	case form.Get("client_assertion") == "":
 		return nil, reject("the client_assertion parameter is missing")
-	case form.Get("client_secret") != "" || r != nil && r.Header.Get("Authorization") != "":
-		// RFC 6749 §2.3: one authentication method per request.
-		return nil, reject("the request uses more than one client authentication method")
 	}
 	a, err := ParseAssertion(form.Get("client_assertion"))
 	if err != nil {
@@ -99,17 +179,21 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, r *http.Request, form 
 	if id := form.Get("client_id"); id != "" && id != a.Subject {
 		return nil, reject("the client assertion's sub is not the client_id parameter")
 	}
+	// From here until the signature verifies, a failure depends on what is registered.
 	client, err := p.Clients.Client(ctx, a.Subject)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, reject("the client is not registered")
+		return nil, &unproven{"the client is not registered"}
 	} else if err != nil {
 		return nil, err
 	}
 	if client.GetTokenEndpointAuthMethod() != storage.AuthMethodPrivateKeyJWT {
-		return nil, reject("the client is not registered for private_key_jwt authentication")
+		return nil, &unproven{"the client is not registered for private_key_jwt authentication"}
 	}
 	keys, err := p.Keys.For(ctx, client.JWKS, client.JWKSURI)
-	if err != nil {
+	var ae *AssertionError
+	if errors.As(err, &ae) {
+		return nil, &unproven{ae.Reason}
+	} else if err != nil {
 		return nil, err
 	}
 	maxLife := p.MaxLifetime
@@ -120,9 +204,12 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, r *http.Request, form 
 	if p.Now != nil {
 		now = p.Now
 	}
-	if err := a.Verify(ctx, keys, AssertionRules{
+	err = a.Verify(ctx, keys, AssertionRules{
 		Audiences: p.Audiences, Algorithm: client.TokenEndpointAuthSigningAlg, MaxLifetime: maxLife, Leeway: p.Leeway, Now: now(),
-	}); err != nil {
+	})
+	if errors.As(err, &ae) && !a.proven {
+		return nil, &unproven{ae.Reason}
+	} else if err != nil {
 		return nil, err
 	}
 	if err := UseAssertion(ctx, p.JTIs, "client-assertion", a, p.Leeway); err != nil {

@@ -95,7 +95,7 @@ func TestJWTBearerGrant(t *testing.T) {
 		{"valid, no client", idp.sign(t, ok, nil), nil, false, nil, ""},
 		{"valid, client", idp.sign(t, with(ok, "jti", "j2"), nil), confidential, false, nil, ""},
 		{"no assertion", "", nil, false, fosite.ErrInvalidRequest, "missing"},
-		{"garbage", "xx.yy.zz", nil, false, fosite.ErrInvalidGrant, "header"},
+		{"garbage", "xx.yy.zz", nil, false, fosite.ErrInvalidGrant, "base64url"},
 		{"unknown issuer", idp.sign(t, with(ok, "iss", "https://nobody.example"), nil), nil, false, fosite.ErrInvalidGrant, "not trusted"},
 		{"subject not covered", idp.sign(t, with(ok, "sub", "svc-b"), nil), nil, false, fosite.ErrInvalidGrant, "this subject"},
 		{"trust expired", idp.sign(t, with(ok, "sub", "old"), nil), nil, false, fosite.ErrInvalidGrant, "expired"},
@@ -232,28 +232,31 @@ func TestPrivateKeyJWT(t *testing.T) {
 		name string
 		form url.Values
 		hdr  string
-		want string // client id, or "" for invalid_client
+		want string // client id, or "" for an error
 		hint string
+		code error // the error; nil means invalid_client
 	}{
-		{"valid", form(ck.sign(t, cl("pkj"), nil)), "", "pkj", ""},
-		{"valid with client_id and issuer aud", form(ck.sign(t, with(cl("pkj"), "aud", asIssuer), nil), "client_id", "pkj"), "", "pkj", ""},
-		{"first use", form(replayed), "", "pkj", ""},
-		{"replayed", form(replayed), "", "", "already been used"},
-		{"pinned alg", form(rk.sign(t, cl("pinned"), nil)), "", "pinned", ""},
-		{"pinned alg, other alg", form(ck.sign(t, cl("pinned"), nil)), "", "", "registered for this client"},
-		{"wrong assertion type", form(ck.sign(t, cl("pkj"), nil), "client_assertion_type", "urn:x"), "", "", "client_assertion_type"},
-		{"no assertion", form(""), "", "", "missing"},
-		{"iss differs from sub", form(ck.sign(t, with(cl("pkj"), "iss", "other"), nil)), "", "", "iss and sub"},
-		{"client_id differs", form(ck.sign(t, cl("pkj"), nil), "client_id", "secret"), "", "", "client_id parameter"},
-		{"unknown client", form(ck.sign(t, cl("ghost"), nil)), "", "", "not registered"},
-		{"client not registered for private_key_jwt", form(ck.sign(t, cl("secret"), nil)), "", "", "not registered for private_key_jwt"},
-		{"also basic auth", form(ck.sign(t, cl("pkj"), nil)), "Basic cGtqOng=", "", "more than one"},
-		{"also client_secret", form(ck.sign(t, cl("pkj"), nil), "client_secret", "x"), "", "", "more than one"},
-		{"no jti", form(ck.sign(t, with(cl("pkj"), "jti", nil), nil)), "", "", "no jti"},
-		{"too long-lived", form(ck.sign(t, with(cl("pkj"), "exp", now.Add(time.Hour).Unix()), nil)), "", "", "longer than"},
-		{"wrong aud", form(ck.sign(t, with(cl("pkj"), "aud", "https://evil.example/token"), nil)), "", "", "other than"},
-		{"expired", form(ck.sign(t, with(cl("pkj"), "exp", now.Add(-time.Hour).Unix(), "iat", now.Add(-2*time.Hour).Unix()), nil)), "", "", "expired"},
-		{"garbage", form("garbage"), "", "", "compact JWS"},
+		{"valid", form(ck.sign(t, cl("pkj"), nil)), "", "pkj", "", nil},
+		{"valid with client_id and issuer aud", form(ck.sign(t, with(cl("pkj"), "aud", asIssuer), nil), "client_id", "pkj"), "", "pkj", "", nil},
+		{"first use", form(replayed), "", "pkj", "", nil},
+		{"replayed", form(replayed), "", "", "already been used", nil},
+		{"pinned alg", form(rk.sign(t, cl("pinned"), nil)), "", "pinned", "", nil},
+		// Before the signature verifies with the client's key, every failure is the same.
+		{"pinned alg, other alg", form(ck.sign(t, cl("pinned"), nil)), "", "", authFailed, nil},
+		{"wrong assertion type", form(ck.sign(t, cl("pkj"), nil), "client_assertion_type", "urn:x"), "", "", "client_assertion_type", nil},
+		{"no assertion", form(""), "", "", "missing", nil},
+		{"iss differs from sub", form(ck.sign(t, with(cl("pkj"), "iss", "other"), nil)), "", "", "iss and sub", nil},
+		{"client_id differs", form(ck.sign(t, cl("pkj"), nil), "client_id", "secret"), "", "", "client_id parameter", nil},
+		{"unknown client", form(ck.sign(t, cl("ghost"), nil)), "", "", authFailed, nil},
+		{"client not registered for private_key_jwt", form(ck.sign(t, cl("secret"), nil)), "", "", authFailed, nil},
+		{"signed by another key", form(rk.sign(t, cl("pkj"), nil)), "", "", authFailed, nil},
+		{"also basic auth", form(ck.sign(t, cl("pkj"), nil)), "Basic cGtqOng=", "", "more than one", fosite.ErrInvalidRequest},
+		{"also client_secret", form(ck.sign(t, cl("pkj"), nil), "client_secret", "x"), "", "", "more than one", fosite.ErrInvalidRequest},
+		{"no jti", form(ck.sign(t, with(cl("pkj"), "jti", nil), nil)), "", "", "no jti", nil},
+		{"too long-lived", form(ck.sign(t, with(cl("pkj"), "exp", now.Add(time.Hour).Unix()), nil)), "", "", "longer than", nil},
+		{"wrong aud", form(ck.sign(t, with(cl("pkj"), "aud", "https://evil.example/token"), nil)), "", "", "other than", nil},
+		{"expired", form(ck.sign(t, with(cl("pkj"), "exp", now.Add(-time.Hour).Unix(), "iat", now.Add(-2*time.Hour).Unix()), nil)), "", "", "expired", nil},
+		{"garbage", form("garbage"), "", "", "compact JWS", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -268,8 +271,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, fosite.ErrInvalidClient) {
-				t.Fatalf("err = %v, want invalid_client", err)
+			code := c.code
+			if code == nil {
+				code = fosite.ErrInvalidClient
+			}
+			if !errors.Is(err, code) {
+				t.Fatalf("err = %v, want %v", err, code)
 			}
 			if d := fosite.ErrorToRFC6749Error(err).GetDescription(); !strings.Contains(d, c.hint) {
 				t.Fatalf("description %q, want %q", d, c.hint)

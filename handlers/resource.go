@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // MaxIndicatorLength bounds one resource indicator. Longer values are refused before any
@@ -101,16 +102,27 @@ func hexVal(c byte) (byte, bool) {
 	return 0, false
 }
 
+// MaxIndicators bounds how many resource values one request may carry. An authorization
+// covering more resource servers than this is better split; the bound keeps a request that
+// names thousands (each parsed and looked up) from costing more than it should.
+const MaxIndicators = 32
+
 // Indicators returns the validated resource indicators of a request form, duplicates removed,
-// in the order given.
+// in the order given. More than [MaxIndicators] values (duplicates included) are
+// invalid_target. It runs in time linear in the number of values.
 func Indicators(form url.Values) ([]string, error) {
 	vals := form["resource"]
+	if len(vals) > MaxIndicators {
+		return nil, ErrInvalidTarget.WithHintf("The request names more than %d resources.", MaxIndicators)
+	}
 	out := make([]string, 0, len(vals))
+	seen := make(map[string]struct{}, len(vals))
 	for _, v := range vals {
 		if err := ParseIndicator(v); err != nil {
 			return nil, err
 		}
-		if !slices.Contains(out, v) {
+		if _, dup := seen[v]; !dup {
+			seen[v] = struct{}{}
 			out = append(out, v)
 		}
 	}
@@ -231,10 +243,10 @@ func GrantScopes(requested, client []string, rs *storage.ResourceServer) ([]stri
 	out := make([]string, 0, len(requested))
 	for _, s := range requested {
 		if !slices.Contains(client, s) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The client is not allowed to request scope '%s'.", s)
+			return nil, fosite.ErrInvalidScope.WithHintf("The client is not allowed to request scope '%s'.", strict.Echo(s))
 		}
 		if !slices.Contains(rs.Scopes, s) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The resource server '%s' does not accept scope '%s'.", rs.Identifier, s)
+			return nil, fosite.ErrInvalidScope.WithHintf("The resource server '%s' does not accept scope '%s'.", rs.Identifier, strict.Echo(s))
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
@@ -259,7 +271,7 @@ func Intersect(a, b []string) []string {
 func ExactAudience(allowed []string, requested []string) error {
 	for _, a := range requested {
 		if !slices.Contains(allowed, a) {
-			return ErrInvalidTarget.WithHintf("The client is not allowed to request tokens for the resource '%s'.", a)
+			return ErrInvalidTarget.WithHintf("The client is not allowed to request tokens for the resource '%s'.", strict.Echo(a))
 		}
 	}
 	return nil

@@ -163,10 +163,9 @@ func TestAuditClientAssertionRefusals(t *testing.T) {
 		{"nbf in the future", url.Values{"client_assertion": {k.sign(t, claims("nbf", time.Now().Add(2*time.Minute).Unix()))}}, "", "", "nbf"},
 		{"iat in the future", url.Values{"client_assertion": {k.sign(t, claims("iat", time.Now().Add(2*time.Minute).Unix()))}}, "", "", "iat"},
 		{"replayed", url.Values{"client_assertion": {replayed}}, "", "", "already been used"},
-		{"pinned algorithm not used", url.Values{"client_assertion": {auditKey(t, jose.RS256, "pinned-1").sign(t, as.assertionClaims("pinned", "pinned"))}}, "", "", "registered for this client"},
-		{"JWK alg differs from the signature's", url.Values{"client_assertion": {rsaKey.sign(t, as.assertionClaims("jwk-alg", "jwk-alg"))}}, "", "", "registered key"},
-		{"client_secret as well", url.Values{"client_assertion": {k.sign(t, claims())}, "client_secret": {"x"}}, "", "", "more than one"},
-		{"Basic as well", url.Values{"client_assertion": {k.sign(t, claims())}}, "pkj", "x", "more than one"},
+		{"pinned algorithm not used", url.Values{"client_assertion": {auditKey(t, jose.RS256, "pinned-1").sign(t, as.assertionClaims("pinned", "pinned"))}}, "", "", "Client authentication failed."},
+		// Until the signature verifies with the client's key, every failure reads the same.
+		{"JWK alg differs from the signature's", url.Values{"client_assertion": {rsaKey.sign(t, as.assertionClaims("jwk-alg", "jwk-alg"))}}, "", "", "Client authentication failed."},
 		{"wrong assertion type", url.Values{"client_assertion": {k.sign(t, claims())}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:saml2-bearer"}}, "", "", "client_assertion_type"},
 		{"assertion type without assertion", url.Values{"client_assertion": nil}, "", "", "missing"},
 		{"oversized", url.Values{"client_assertion": {strings.Repeat("a", 9000) + ".b.c"}}, "", "", "longer than"},
@@ -190,6 +189,21 @@ func TestAuditClientAssertionRefusals(t *testing.T) {
 				t.Fatalf("description %q, want %q", d, tc.hint)
 			}
 		})
+	}
+	// A second authentication method is a malformed request (RFC 6749 §5.2 invalid_request).
+	for name, tc := range map[string]struct {
+		form       url.Values
+		user, pass string
+	}{
+		"client_secret as well": {url.Values{"client_assertion": {k.sign(t, claims())}, "client_secret": {"x"}}, "", ""},
+		"Basic as well":         {url.Values{"client_assertion": {k.sign(t, claims())}}, "pkj", "x"},
+	} {
+		tc.form.Set("grant_type", "client_credentials")
+		tc.form.Set("client_assertion_type", assertionType)
+		resp, m := as.post("token", tc.form, tc.user, tc.pass)
+		if d, _ := m["error_description"].(string); resp.StatusCode != 400 || m["error"] != "invalid_request" || !strings.Contains(d, "more than one") {
+			t.Fatalf("%s: %d %v, want 400 invalid_request", name, resp.StatusCode, m)
+		}
 	}
 	// One client assertion is one use, across endpoints: used at the token endpoint, it is
 	// refused at introspection.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // serveAuthorize is the authorization endpoint (RFC 6749 §3.1) for the code flow with PKCE.
@@ -16,21 +17,21 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 		return
 	}
 	if err := checkParams(ar.GetRequestForm()); err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 		return
 	}
 	indicators, err := handlers.Indicators(ar.GetRequestForm())
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 		return
 	}
 	rss, err := p.resolver.ForAuthorization(ctx, ar.GetClient(), indicators)
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 		return
 	}
 	resources := make([]string, len(rss))
@@ -39,13 +40,13 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, s := range ar.GetRequestedScopes() {
 		if !slices.ContainsFunc(rss, func(rs *storage.ResourceServer) bool { return slices.Contains(rs.Scopes, s) }) {
-			p.oauth.WriteAuthorizeError(ctx, w, ar, fosite.ErrInvalidScope.WithHintf("No requested resource server accepts scope '%s'.", s))
+			p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(fosite.ErrInvalidScope.WithHintf("No requested resource server accepts scope '%s'.", strict.Echo(s))))
 			return
 		}
 	}
 
 	if p.cfg.Authenticator == nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("This authorization server has no user login configured."))
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(fosite.ErrLoginRequired.WithHint("This authorization server has no user login configured.")))
 		return
 	}
 	authn, ok := p.cfg.Authenticator.Authenticate(w, r)
@@ -53,7 +54,7 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if authn == nil || authn.Subject == "" {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("Authenticator returned no subject"))
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(fosite.ErrServerError.WithDebug("Authenticator returned no subject")))
 		return
 	}
 	granted := slices.Clone([]string(ar.GetRequestedScopes()))
@@ -83,7 +84,7 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, err)
+		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 		return
 	}
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // Setup is a declarative configuration: resource servers, clients and RFC 7523 trusts, as an
@@ -68,6 +69,8 @@ type SetupClient struct {
 	RedirectURIs                []string            `json:"redirect_uris,omitempty"`
 	Scopes                      []string            `json:"scopes"`
 	Resources                   []string            `json:"resources"`
+	Serves                      []string            `json:"serves,omitempty"`
+	IntrospectAll               bool                `json:"introspect_all,omitempty"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	JWKSURI                     string              `json:"jwks_uri,omitempty"`
 }
@@ -119,9 +122,9 @@ func ParseSetup(data []byte) (*Setup, error) {
 	if len(data) > maxSetupBytes {
 		return nil, fmt.Errorf("provider: setup: larger than %d bytes", maxSetupBytes)
 	}
+	var s Setup
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var s Setup
 	if err := dec.Decode(&s); err != nil {
 		if path, problem := fieldError(data, reflect.TypeFor[Setup](), ""); path != "" {
 			return nil, fmt.Errorf("provider: setup: %s: %s", path, problem)
@@ -130,6 +133,11 @@ func ParseSetup(data []byte) (*Setup, error) {
 	}
 	if dec.More() {
 		return nil, errors.New("provider: setup: trailing data after the JSON object")
+	}
+	// A member given twice, or in another case than its name, was read silently by
+	// encoding/json (the last one wins; names match case-insensitively).
+	if err := strict.Check(data, &s); err != nil {
+		return nil, fmt.Errorf("provider: setup: %w", err)
 	}
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -331,6 +339,14 @@ func (s *Setup) validate() error {
 				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is not a declared resource server", r)
 			}
 		}
+		for j, r := range c.Serves {
+			if !resources[r] {
+				bad(fmt.Sprintf("%s.serves[%d]", f, j), "%q is not a declared resource server", r)
+			}
+		}
+		if (len(c.Serves) > 0 || c.IntrospectAll) && (c.Public || c.authMethod() == storage.AuthMethodNone) {
+			bad(f+".serves", "a public client cannot stand for a resource server or introspect")
+		}
 	}
 	trusts := map[string]bool{}
 	for i, t := range s.TrustedIssuers {
@@ -499,6 +515,7 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 			ID: sc.ClientID, Name: sc.Name, Public: sc.Public,
 			RedirectURIs: slices.Clone(sc.RedirectURIs), GrantTypes: slices.Clone(sc.GrantTypes),
 			Scopes: slices.Clone(sc.Scopes), Resources: slices.Clone(sc.Resources),
+			Serves: slices.Clone(sc.Serves), IntrospectAll: sc.IntrospectAll,
 			TokenEndpointAuthMethod: sc.authMethod(), TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
 			JWKS: sc.JWKS, JWKSURI: sc.JWKSURI,
 		}

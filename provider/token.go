@@ -13,6 +13,7 @@ import (
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // serveToken is the token endpoint (RFC 6749 §3.2): the single funnel for every grant.
@@ -168,7 +169,7 @@ func refreshScopes(ar fosite.AccessRequester, rs *storage.ResourceServer) ([]str
 	granted := ar.GetGrantedScopes()
 	for _, s := range requested {
 		if !granted.Has(s) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this refresh token.", s)
+			return nil, fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to this refresh token.", strict.Echo(s))
 		}
 	}
 	return handlers.GrantScopes(requested, granted, rs)
@@ -190,7 +191,7 @@ func (p *Provider) resolveBearerTarget(ctx context.Context, ar fosite.AccessRequ
 	}
 	for _, s := range ar.GetRequestedScopes() {
 		if !slices.Contains(g.Scopes, s) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", s)
+			return nil, fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", strict.Echo(s))
 		}
 	}
 	scopes, err := handlers.GrantScopes(ar.GetRequestedScopes(), g.Scopes, rs)
@@ -226,7 +227,7 @@ func clientAuthHint(err error) string {
 // fosite's non-standard audience parameter in favour of resource.
 func (p *Provider) readForm(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
-		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s', expected 'POST'.", r.Method)
+		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s', expected 'POST'.", strict.Echo(r.Method))
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
@@ -256,7 +257,7 @@ func (p *Provider) checkTokenRequest(r *http.Request) error {
 			return nil // the assertion authenticates; presented credentials are checked later
 		}
 	default:
-		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported.", gt)
+		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported.", strict.Echo(gt))
 	}
 	if !hasClientCredentials(r) {
 		return fosite.ErrInvalidClient.WithHint("The request carries no client authentication.")
@@ -268,7 +269,7 @@ func (p *Provider) checkTokenRequest(r *http.Request) error {
 func checkParams(form map[string][]string) error {
 	for k, v := range form {
 		if len(v) > 1 && k != "resource" {
-			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", k)
+			return fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be repeated.", strict.Echo(k))
 		}
 	}
 	if _, ok := form["audience"]; ok {
@@ -305,5 +306,26 @@ func (p *Provider) normalizeError(err error) error {
 		e := fosite.ErrorToRFC6749Error(err)
 		p.log.Error("server error", "error", e.GetDescription(), "debug", e.Debug())
 	}
-	return err
+	return bounded(err)
+}
+
+// maxHint bounds the hint of an error description: hints quote parts of the request, which
+// must not come back as a megabyte of the attacker's choosing.
+const maxHint = 256
+
+// bounded returns err with its description and hint cut to a bounded length and reduced to
+// the characters RFC 6749 §5.2 allows in error_description (printable ASCII without '"' and
+// '\'): a double quote becomes a single one, anything else outside the set '?'.
+func bounded(err error) error {
+	var rfc *fosite.RFC6749Error
+	if !errors.As(err, &rfc) {
+		return err
+	}
+	hint, desc := strict.Text(rfc.HintField, maxHint), strict.Text(rfc.DescriptionField, 2*maxHint)
+	if hint == rfc.HintField && desc == rfc.DescriptionField {
+		return err
+	}
+	e := *rfc // copied, never mutated: fosite's sentinels are shared
+	e.HintField, e.DescriptionField = hint, desc
+	return &e
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // ErrNoPolicy is returned by [JWT.GenerateAccessToken] when the context carries no usable
@@ -393,6 +394,17 @@ func (j *JWT) VerifyAccessToken(ctx context.Context, token string) (map[string]a
 	now := j.now()
 	if strings.Count(token, ".") != 2 {
 		return nil, fosite.ErrInvalidTokenFormat.WithDebug("not a compact JWS")
+	}
+	// Presented from outside: one encoding per signed content, no member given twice.
+	hb, pb, err := strict.Compact(token)
+	if err != nil {
+		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
+	}
+	if err := strict.Check(hb, nil); err != nil {
+		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
+	}
+	if err := strict.Check(pb, nil); err != nil {
+		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err).WithDebug(err.Error())
 	}
 
 	jws, err := jose.ParseSignedCompact(token, algorithms)
