@@ -118,7 +118,7 @@ const testSetup = `{
      "scopes": ["orders:read", "orders:write", "billing:read"], "resources": ["https://orders.example.com/", "https://billing.example.com/api"]},
     {"client_id": "svc-post", "client_secret": "svc-post-secret-0123456789", "token_endpoint_auth_method": "client_secret_post",
      "grant_types": ["client_credentials"], "scopes": ["orders:read"], "resources": ["https://orders.example.com/"]},
-    {"client_id": "rs", "client_secret": "rs-secret-0123456789", "grant_types": ["client_credentials"], "scopes": [], "resources": []},
+    {"client_id": "rs", "client_secret": "rs-secret-0123456789", "grant_types": ["client_credentials"], "scopes": [], "resources": [], "introspect_all": true},
     {"client_id": "web", "public": true, "redirect_uris": ["http://127.0.0.1:3000/cb"],
      "grant_types": ["authorization_code", "refresh_token"], "scopes": ["orders:read", "billing:read"],
      "resources": ["https://orders.example.com/", "https://billing.example.com/api"]},

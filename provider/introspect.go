@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,12 @@ import (
 // claims it carries (iss sub aud exp iat jti client_id scope …) plus token_type, not values
 // re-derived from the stored grant; a refresh token with the grant's. Anything invalid,
 // expired, revoked or unknown is {"active": false}.
+//
+// Who may introspect what (RFC 7662 §2.1 and §4 leave it to the server): the client a token was
+// issued to; for an access token, also a client that Serves its audience (the resource server
+// it is for); and a client registered with IntrospectAll. For anyone else the token is
+// {"active": false}, exactly as if it did not exist, so that introspection cannot be used to
+// read other clients' tokens or to learn that they are valid.
 //
 // See https://www.rfc-editor.org/rfc/rfc7662#section-2.
 func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
@@ -48,8 +55,9 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{"active": false}
 	if claims, ok := p.signedAccessToken(ctx, token); ok {
 		// A signed access token of this server answers with its own claims, which its
-		// signature vouches for, if it is still live.
-		if p.live(ctx, token, claims) {
+		// signature vouches for, if it is still live and the caller may see it.
+		cid, _ := claims["client_id"].(string)
+		if mayIntrospect(client, cid, audience(claims["aud"])) && p.live(ctx, token, claims) {
 			resp = claims
 			resp["active"] = true
 			resp["token_type"] = "Bearer"
@@ -60,13 +68,57 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
 		use, ar, err := p.oauth.IntrospectToken(ctx, token, hint, &storage.Session{})
 		if err == nil && ar != nil {
-			resp = p.introspection(use, ar)
+			var aud []string
+			if use == fosite.AccessToken {
+				aud = ar.GetGrantedAudience() // one resource server per access token
+			}
+			if mayIntrospect(client, ar.GetClient().GetID(), aud) {
+				resp = p.introspection(use, ar)
+			}
 		}
 	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// mayIntrospect applies the introspection policy (see serveIntrospect) to a caller and a token
+// issued to clientID for the audiences aud (none for a refresh token).
+func mayIntrospect(caller fosite.Client, clientID string, aud []string) bool {
+	if caller.GetID() == clientID {
+		return true
+	}
+	c, ok := caller.(*storage.Client)
+	if !ok {
+		return false
+	}
+	if c.IntrospectAll {
+		return true
+	}
+	for _, a := range aud {
+		if slices.Contains(c.Serves, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// audience reads an aud claim: a string or an array of strings.
+func audience(v any) []string {
+	switch a := v.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		out := make([]string, 0, len(a))
+		for _, e := range a {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // introspection builds the response for an active token.

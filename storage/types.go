@@ -51,6 +51,14 @@ type Client struct {
 	// Resources lists the identifiers of the resource servers (RFC 8707) this client may get
 	// tokens for. Empty means none: access is granted explicitly.
 	Resources []string
+	// Serves lists the identifiers of the resource servers this client is: the credentials a
+	// resource server authenticates with. Such a client may introspect the access tokens
+	// issued for them (RFC 7662 §2.1).
+	Serves []string
+	// IntrospectAll lets the client introspect every token of this server (a gateway, an
+	// operations tool). Without it a client introspects only the tokens issued to it and those
+	// for a resource server it Serves; for any other token it is told {"active": false}.
+	IntrospectAll bool
 	// TokenEndpointAuthMethod is one of the AuthMethod constants; empty means
 	// client_secret_basic for confidential clients and none for public ones.
 	TokenEndpointAuthMethod string
@@ -162,6 +170,7 @@ func (c *Client) Clone() *Client {
 	out.ResponseTypes = slices.Clone(c.ResponseTypes)
 	out.Scopes = slices.Clone(c.Scopes)
 	out.Resources = slices.Clone(c.Resources)
+	out.Serves = slices.Clone(c.Serves)
 	out.JWKS = cloneKeySet(c.JWKS)
 	return &out
 }

@@ -30,6 +30,8 @@ type clientRecord struct {
 	ResponseTypes               []string            `json:"response_types,omitempty"`
 	Scopes                      []string            `json:"scopes,omitempty"`
 	Resources                   []string            `json:"resources,omitempty"`
+	Serves                      []string            `json:"serves,omitempty"`
+	IntrospectAll               bool                `json:"introspect_all,omitempty"`
 	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method,omitempty"`
 	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
@@ -155,6 +157,7 @@ func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, err
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, RotatedSecretHashes: r.RotatedSecretHashes,
 		Public: r.Public, RedirectURIs: r.RedirectURIs, GrantTypes: r.GrantTypes,
 		ResponseTypes: r.ResponseTypes, Scopes: r.Scopes, Resources: r.Resources,
+		Serves: r.Serves, IntrospectAll: r.IntrospectAll,
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: r.TokenEndpointAuthSigningAlg,
 		JWKS: r.JWKS, JWKSURI: r.JWKSURI, CreatedAt: created, UpdatedAt: updated,
 	}, nil
@@ -169,6 +172,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, RotatedSecretHashes: c.RotatedSecretHashes,
 		Public: c.Public, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 		ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Resources: c.Resources,
+		Serves: c.Serves, IntrospectAll: c.IntrospectAll,
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 	})

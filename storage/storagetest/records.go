@@ -40,7 +40,7 @@ func sameClient(a, b *storage.Client) bool {
 
 // normClient maps empty slices to nil: a store need not tell them apart.
 func normClient(c *storage.Client) *storage.Client {
-	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Resources} {
+	for _, p := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Resources, &c.Serves} {
 		if len(*p) == 0 {
 			*p = nil
 		}
@@ -104,6 +104,8 @@ func testClients(t *testing.T, s storage.Store) {
 		ResponseTypes:               []string{"code"},
 		Scopes:                      []string{"orders:read"},
 		Resources:                   []string{"https://api.example/"},
+		Serves:                      []string{"https://self.example/", "https://self.example/v2"},
+		IntrospectAll:               true,
 		TokenEndpointAuthMethod:     storage.AuthMethodPrivateKeyJWT,
 		TokenEndpointAuthSigningAlg: "ES256",
 		JWKS:                        testJWKS(t),
