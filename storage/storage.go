@@ -76,6 +76,15 @@ type TokenStore interface {
 	fstorage.Transactional
 }
 
+// AccessTokenChecker is an optional upgrade of a [TokenStore]: whether an access token's
+// session still exists (it was issued here and not revoked), without decoding it. The provider
+// asks it on the hot paths that only need that answer (introspection of a signed token, a
+// token exchange's subject token); a store without it is asked GetAccessTokenSession.
+type AccessTokenChecker interface {
+	// AccessTokenExists reports whether the access-token session of signature exists.
+	AccessTokenExists(ctx context.Context, signature string) (bool, error)
+}
+
 // KeyStore keeps the authorization server's signing keys. The whole set is read and written as
 // one value so that several instances sharing the store agree on it.
 type KeyStore interface {

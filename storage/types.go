@@ -59,6 +59,11 @@ type Client struct {
 	// operations tool). Without it a client introspects only the tokens issued to it and those
 	// for a resource server it Serves; for any other token it is told {"active": false}.
 	IntrospectAll bool
+	// Impersonate makes the client's RFC 8693 token exchanges impersonation: the tokens it
+	// obtains carry no act claim naming it, so a resource server sees the subject as if it
+	// called directly. Off by default (delegation: act names the client); only for a fully
+	// trusted gateway.
+	Impersonate bool
 	// TokenEndpointAuthMethod is one of the AuthMethod constants; empty means
 	// client_secret_basic for confidential clients and none for public ones.
 	TokenEndpointAuthMethod string

@@ -21,8 +21,12 @@ type TokenRequest struct {
 	// the ClientID.
 	Subject string
 	// GrantType is the grant being served (client_credentials, authorization_code,
-	// refresh_token, urn:ietf:params:oauth:grant-type:jwt-bearer), or empty if unknown.
+	// refresh_token, urn:ietf:params:oauth:grant-type:jwt-bearer,
+	// urn:ietf:params:oauth:grant-type:token-exchange), or empty if unknown.
 	GrantType string
+	// Act is a copy of the token's act claim (RFC 8693 §4.1) when the token is minted by a
+	// token exchange: the party acting for Subject, earlier actors nested inside.
+	Act *Actor
 	// Audience is the resource server the token is for (the aud claim).
 	Audience string
 	// Scopes are the token's scopes.
@@ -71,6 +75,10 @@ func (l *userLoader) load(ctx context.Context, subject string) (any, error) {
 // (https://www.rfc-editor.org/rfc/rfc9068#section-2.2.3.1), tenant ids, anything that
 // marshals to JSON. Returning a registered claim ([IsReservedClaim]) or a claim another mapper
 // already set is an error, and so is any error the mapper returns: no token is minted.
+//
+// One registered claim is a mapper's to set: may_act (RFC 8693 §4.4), as an [Actor] or a
+// JSON object with a string sub (and optionally iss). It names the one party that may exchange
+// the token to act for its subject, fixing a delegation chain in advance.
 type ClaimMapper interface {
 	// MapClaims returns the claims to add to the token described by r; nil or an empty map
 	// adds none. It is called once per token, on the token endpoint's hot path.

@@ -108,6 +108,16 @@ type claims struct {
 	AuthTime int64    `json:"auth_time,omitempty"`
 	ACR      string   `json:"acr,omitempty"`
 	AMR      []string `json:"amr,omitempty"`
+	Act      *Actor   `json:"act,omitempty"`
+	MayAct   *Actor   `json:"may_act,omitempty"`
+}
+
+// Minted is an access token [JWT.Mint] made.
+type Minted struct {
+	// Token is the compact JWS (or JWE); Signature its storage key ([AccessTokenSignature]).
+	Token, Signature string
+	// IssuedAt and ExpiresAt are its iat and exp.
+	IssuedAt, ExpiresAt time.Time
 }
 
 // GenerateAccessToken implements oauth2.AccessTokenStrategy. It mints an RFC 9068 access token
@@ -127,28 +137,43 @@ type claims struct {
 // is [JWT.AccessTokenSignature] of the token.
 func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requester) (string, string, error) {
 	p, ok := PolicyFrom(ctx)
-	switch {
-	case !ok:
+	if !ok {
 		return "", "", ErrNoPolicy
+	}
+	m, err := j.Mint(ctx, requester, p)
+	if err != nil {
+		return "", "", err
+	}
+	return m.Token, m.Signature, nil
+}
+
+// Mint is [JWT.GenerateAccessToken] with the [Policy] given explicitly: it mints the access
+// token p describes for requester and returns it with its iat and exp. With p.NotAfter set, exp
+// is at most p.NotAfter; act and may_act are p.Act and p.MayAct.
+func (j *JWT) Mint(ctx context.Context, requester fosite.Requester, p Policy) (Minted, error) {
+	switch {
 	case p.Audience == "":
-		return "", "", fmt.Errorf("%w: empty Audience", ErrNoPolicy)
+		return Minted{}, fmt.Errorf("%w: empty Audience", ErrNoPolicy)
 	case p.TTL <= 0:
-		return "", "", fmt.Errorf("%w: TTL must be positive", ErrNoPolicy)
+		return Minted{}, fmt.Errorf("%w: TTL must be positive", ErrNoPolicy)
 	}
 	if requester == nil {
-		return "", "", errors.New("strategy: nil request")
+		return Minted{}, errors.New("strategy: nil request")
 	}
 	sess, ok := requester.GetSession().(*storage.Session)
 	if !ok || sess == nil {
-		return "", "", fmt.Errorf("strategy: session is %T, want *storage.Session", requester.GetSession())
+		return Minted{}, fmt.Errorf("strategy: session is %T, want *storage.Session", requester.GetSession())
 	}
 	client := requester.GetClient()
 	if client == nil || client.GetID() == "" {
-		return "", "", errors.New("strategy: request has no client")
+		return Minted{}, errors.New("strategy: request has no client")
+	}
+	if p.Act != nil && p.Act.Subject == "" || p.MayAct != nil && p.MayAct.Subject == "" {
+		return Minted{}, errors.New("strategy: an actor without sub")
 	}
 	key, err := j.keys.SigningKey(ctx, p.SigningAlg)
 	if err != nil {
-		return "", "", fmt.Errorf("strategy: signing key: %w", err)
+		return Minted{}, fmt.Errorf("strategy: signing key: %w", err)
 	}
 
 	now := j.now().Unix()
@@ -163,6 +188,8 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 		Scope:    strings.Join(p.Scopes, " "),
 		ACR:      sess.ACR,
 		AMR:      sess.AMR,
+		Act:      p.Act,
+		MayAct:   p.MayAct,
 	}
 	if c.Sub == "" {
 		c.Sub = c.ClientID
@@ -170,19 +197,34 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 	if !sess.AuthTime.IsZero() {
 		c.AuthTime = sess.AuthTime.Unix()
 	}
+	if !p.NotAfter.IsZero() && c.Exp > p.NotAfter.Unix() {
+		c.Exp = p.NotAfter.Unix()
+		if c.Exp <= now {
+			return Minted{}, errors.New("strategy: NotAfter is not in the future")
+		}
+	}
 
 	extra, err := j.mapClaims(ctx, requester, sess, &p, c.ClientID)
 	if err != nil {
-		return "", "", err
+		return Minted{}, err
+	}
+	if v, ok := extra["may_act"]; ok {
+		delete(extra, "may_act")
+		if c.MayAct != nil {
+			return Minted{}, errors.New("strategy: a claim mapper sets may_act, which the token already has")
+		}
+		if c.MayAct, err = actorOf(v); err != nil {
+			return Minted{}, fmt.Errorf("strategy: a claim mapper sets %q that is not an actor: %w", "may_act", err)
+		}
 	}
 	payload, err := json.Marshal(&c)
 	if err != nil {
-		return "", "", fmt.Errorf("strategy: encode claims: %w", err)
+		return Minted{}, fmt.Errorf("strategy: encode claims: %w", err)
 	}
 	if len(extra) > 0 {
 		more, err := json.Marshal(extra)
 		if err != nil {
-			return "", "", fmt.Errorf("strategy: encode mapped claims: %w", err)
+			return Minted{}, fmt.Errorf("strategy: encode mapped claims: %w", err)
 		}
 		// Both are JSON objects: splice the second's members into the first.
 		payload = append(append(payload[:len(payload)-1], ','), more[1:]...)
@@ -190,25 +232,26 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 
 	token, err := key.sign(payload)
 	if err != nil {
-		return "", "", err
+		return Minted{}, err
 	}
 	if p.Encryption != nil {
 		if token, err = encrypt(token, p.Encryption); err != nil {
-			return "", "", err
+			return Minted{}, err
 		}
 	}
 	if len(token) > MaxTokenSize {
-		return "", "", fmt.Errorf("strategy: access token is %d bytes, more than %d", len(token), MaxTokenSize)
+		return Minted{}, fmt.Errorf("strategy: access token is %d bytes, more than %d", len(token), MaxTokenSize)
 	}
 
-	sess.SetExpiresAt(fosite.AccessToken, time.Unix(c.Exp, 0))
+	exp := time.Unix(c.Exp, 0)
+	sess.SetExpiresAt(fosite.AccessToken, exp)
 	sess.AccessToken = nil
 	if p.Encryption != nil {
 		// Only the resource server can read an encrypted token: the session keeps its claims,
 		// for introspection. A signed token is its own record (VerifyAccessToken).
 		sess.AccessToken = c.asMap(j.iss, extra)
 	}
-	return token, AccessTokenSignature(token), nil
+	return Minted{Token: token, Signature: AccessTokenSignature(token), IssuedAt: time.Unix(now, 0), ExpiresAt: exp}, nil
 }
 
 // ExpiresIn is the lifetime in whole seconds (rounded up) of a token minted with ttl: exp - iat,
@@ -244,6 +287,24 @@ func (c *claims) asMap(iss any, extra map[string]any) map[string]any {
 	if len(c.AMR) > 0 {
 		m["amr"] = slices.Clone(c.AMR)
 	}
+	if c.Act != nil {
+		m["act"] = c.Act.asMap()
+	}
+	if c.MayAct != nil {
+		m["may_act"] = c.MayAct.asMap()
+	}
+	return m
+}
+
+// asMap is the actor as a session stores a claim object.
+func (a *Actor) asMap() map[string]any {
+	m := map[string]any{"sub": a.Subject}
+	if a.Issuer != "" {
+		m["iss"] = a.Issuer
+	}
+	if a.Act != nil {
+		m["act"] = a.Act.asMap()
+	}
 	return m
 }
 
@@ -267,6 +328,7 @@ func (j *JWT) mapClaims(ctx context.Context, requester fosite.Requester, sess *s
 	var out map[string]any
 	for i, m := range j.mappers {
 		r.Scopes = slices.Clone(p.Scopes)
+		r.Act = p.Act.Clone()
 		r.AMR = slices.Clone(sess.AMR)
 		r.Extra = copyExtra(sess.Extra)
 		add, err := m.MapClaims(ctx, r)
@@ -274,7 +336,7 @@ func (j *JWT) mapClaims(ctx context.Context, requester fosite.Requester, sess *s
 			return nil, fmt.Errorf("strategy: claim mapper %d: %w", i, err)
 		}
 		for name, v := range add {
-			if IsReservedClaim(name) {
+			if IsReservedClaim(name) && name != "may_act" {
 				return nil, fmt.Errorf("strategy: claim mapper %d sets the registered claim %q", i, name)
 			}
 			if _, dup := out[name]; dup {
@@ -287,6 +349,37 @@ func (j *JWT) mapClaims(ctx context.Context, requester fosite.Requester, sess *s
 		}
 	}
 	return out, nil
+}
+
+// actorOf reads a claim mapper's may_act: an Actor, or a JSON object with a string sub and
+// optionally a string iss.
+func actorOf(v any) (*Actor, error) {
+	var a *Actor
+	switch t := v.(type) {
+	case Actor:
+		a = &t
+	case *Actor:
+		a = t.Clone()
+	case map[string]any:
+		a = &Actor{}
+		for k, e := range t {
+			s, ok := e.(string)
+			switch {
+			case k == "sub" && ok:
+				a.Subject = s
+			case k == "iss" && ok:
+				a.Issuer = s
+			default:
+				return nil, fmt.Errorf("member %q is not a string sub or iss", k)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%T is not an actor object", v)
+	}
+	if a == nil || a.Subject == "" || a.Act != nil {
+		return nil, errors.New("want an object with a sub (and no nested act)")
+	}
+	return a, nil
 }
 
 // newJTI returns 128 random bits, base64url-encoded.

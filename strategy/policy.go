@@ -26,6 +26,45 @@ type Policy struct {
 	// RSA-OAEP-256 and EC keys ECDH-ES+A256KW unless the key names its alg; content is
 	// encrypted with A256GCM.
 	Encryption *jose.JSONWebKey
+	// Act, when set, is the token's act claim (RFC 8693 §4.1): the party acting for the
+	// subject, with the earlier actors nested inside (newest outermost).
+	Act *Actor
+	// MayAct, when set, is the token's may_act claim (RFC 8693 §4.4): the one party that may
+	// later exchange this token to act for its subject.
+	MayAct *Actor
+	// NotAfter, when set, caps exp: a token minted from another (a token exchange) never
+	// outlives it.
+	NotAfter time.Time
+}
+
+// Actor is an RFC 8693 actor (https://www.rfc-editor.org/rfc/rfc8693#section-4.1): the act and
+// may_act claim objects. Act, in an act claim, is the actor before this one.
+type Actor struct {
+	// Subject is sub: the acting party. Required.
+	Subject string `json:"sub"`
+	// Issuer is iss, when the subject is qualified by an issuer other than the token's.
+	Issuer string `json:"iss,omitempty"`
+	// Act is the previous actor of a delegation chain, if any.
+	Act *Actor `json:"act,omitempty"`
+}
+
+// Depth is the number of actors in the chain a is the newest of (0 for nil).
+func (a *Actor) Depth() int {
+	n := 0
+	for ; a != nil; a = a.Act {
+		n++
+	}
+	return n
+}
+
+// Clone returns a deep copy of the chain.
+func (a *Actor) Clone() *Actor {
+	if a == nil {
+		return nil
+	}
+	out := *a
+	out.Act = a.Act.Clone()
+	return &out
 }
 
 type policyKey struct{}

@@ -32,6 +32,7 @@ type clientRecord struct {
 	Resources                   []string            `json:"resources,omitempty"`
 	Serves                      []string            `json:"serves,omitempty"`
 	IntrospectAll               bool                `json:"introspect_all,omitempty"`
+	Impersonate                 bool                `json:"impersonate,omitempty"`
 	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method,omitempty"`
 	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
@@ -157,7 +158,7 @@ func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, err
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, RotatedSecretHashes: r.RotatedSecretHashes,
 		Public: r.Public, RedirectURIs: r.RedirectURIs, GrantTypes: r.GrantTypes,
 		ResponseTypes: r.ResponseTypes, Scopes: r.Scopes, Resources: r.Resources,
-		Serves: r.Serves, IntrospectAll: r.IntrospectAll,
+		Serves: r.Serves, IntrospectAll: r.IntrospectAll, Impersonate: r.Impersonate,
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: r.TokenEndpointAuthSigningAlg,
 		JWKS: r.JWKS, JWKSURI: r.JWKSURI, CreatedAt: created, UpdatedAt: updated,
 	}, nil
@@ -172,7 +173,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, RotatedSecretHashes: c.RotatedSecretHashes,
 		Public: c.Public, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 		ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Resources: c.Resources,
-		Serves: c.Serves, IntrospectAll: c.IntrospectAll,
+		Serves: c.Serves, IntrospectAll: c.IntrospectAll, Impersonate: c.Impersonate,
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 	})

@@ -292,6 +292,16 @@ func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, ses
 	return req, nil
 }
 
+// AccessTokenExists implements storage.AccessTokenChecker: one primary-key probe, nothing
+// decoded.
+func (s *Store) AccessTokenExists(ctx context.Context, signature string) (bool, error) {
+	err := s.exists(s.conn(ctx), kindAccess, signature)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage. Deleting a missing session is
 // not an error.
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {

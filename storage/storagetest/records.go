@@ -106,6 +106,7 @@ func testClients(t *testing.T, s storage.Store) {
 		Resources:                   []string{"https://api.example/"},
 		Serves:                      []string{"https://self.example/", "https://self.example/v2"},
 		IntrospectAll:               true,
+		Impersonate:                 true,
 		TokenEndpointAuthMethod:     storage.AuthMethodPrivateKeyJWT,
 		TokenEndpointAuthSigningAlg: "ES256",
 		JWKS:                        testJWKS(t),

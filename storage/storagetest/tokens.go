@@ -70,6 +70,19 @@ func testAccessToken(t *testing.T, s storage.Store) {
 	got, err := s.GetAccessTokenSession(ctx, sig1, nil)
 	must(t, "GetAccessTokenSession", err)
 	checkRequest(t, "access token", got, req)
+	// The optional existence check agrees with GetAccessTokenSession throughout.
+	exists := func(what, sig string, want bool) {
+		t.Helper()
+		c, ok := s.(storage.AccessTokenChecker)
+		if !ok {
+			return
+		}
+		if got, err := c.AccessTokenExists(ctx, sig); err != nil || got != want {
+			t.Errorf("AccessTokenExists(%s) = %v, %v; want %v", what, got, err, want)
+		}
+	}
+	exists("created", sig1, true)
+	exists("altered", sig1[:len(sig1)-1]+"!", false)
 
 	// A signature differing in one character is another token.
 	_, err = s.GetAccessTokenSession(ctx, sig1[:len(sig1)-1]+"!", nil)
@@ -78,6 +91,7 @@ func testAccessToken(t *testing.T, s storage.Store) {
 	must(t, "DeleteAccessTokenSession", s.DeleteAccessTokenSession(ctx, sig1))
 	_, err = s.GetAccessTokenSession(ctx, sig1, nil)
 	wantNotFound(t, "GetAccessTokenSession after delete", err)
+	exists("deleted", sig1, false)
 	if err := s.DeleteAccessTokenSession(ctx, sig1); err != nil && !isNotFound(err) {
 		t.Errorf("DeleteAccessTokenSession(missing) = %v, want nil or ErrNotFound", err)
 	}
@@ -88,6 +102,8 @@ func testAccessToken(t *testing.T, s storage.Store) {
 	wantNotFound(t, "GetAccessTokenSession after revoke", err)
 	_, err = s.GetAccessTokenSession(ctx, other, nil)
 	must(t, "other grant's access token after revoke", err)
+	exists("revoked", sig2, false)
+	exists("another grant's", other, true)
 	if err := s.RevokeAccessToken(ctx, "no-such-request"); err != nil && !isNotFound(err) {
 		t.Errorf("RevokeAccessToken(missing) = %v, want nil or ErrNotFound", err)
 	}
