@@ -77,8 +77,26 @@ type Assertion struct {
 	Expiry, NotBefore, IssuedAt time.Time
 
 	jws     *jose.JSONWebSignature
+	payload []byte            // the decoded claims
 	content [sha256.Size]byte // contentHash of the decoded header and payload
 	proven  bool              // the signature verified with a registered key
+}
+
+// Claim decodes the claim name of a verified assertion into v (strictly: see [strict.Check]);
+// it reports false when the assertion has no such claim or it was never verified.
+func (a *Assertion) Claim(name string, v any) (bool, error) {
+	if !a.proven {
+		return false, nil
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(a.payload, &all); err != nil {
+		return false, err
+	}
+	raw, ok := all[name]
+	if !ok {
+		return false, nil
+	}
+	return true, strict.Unmarshal(raw, v)
 }
 
 // ParseAssertion parses a compact JWS assertion (RFC 7523 §3): at most [MaxAssertionSize]
@@ -147,6 +165,7 @@ func ParseAssertion(raw string) (*Assertion, error) {
 		Issuer:    c.Issuer, Subject: c.Subject, ID: c.ID,
 		Audience: []string(c.Audience),
 		jws:      jws,
+		payload:  pb,
 		content:  contentHash(hb, pb),
 	}
 	for p, t := range map[*time.Time]*jwt.NumericDate{&a.Expiry: c.Expiry, &a.NotBefore: c.NotBefore, &a.IssuedAt: c.IssuedAt} {

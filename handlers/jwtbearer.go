@@ -127,29 +127,8 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	if len(form["assertion"]) != 1 || form.Get("assertion") == "" {
 		return fosite.ErrInvalidRequest.WithHint("The 'assertion' parameter is missing.")
 	}
-	now := h.now()
-	a, err := ParseAssertion(form.Get("assertion"))
+	a, trust, err := h.Verify(ctx, form.Get("assertion"))
 	if err != nil {
-		return grantError(err)
-	}
-	trust, err := h.trust(ctx, a, now)
-	if err != nil {
-		return grantError(err)
-	}
-	keys, err := h.Keys.For(ctx, trust.JWKS, trust.JWKSURI)
-	if err != nil {
-		return grantError(err)
-	}
-	maxLife := trust.MaxAssertionLifetime
-	if maxLife <= 0 {
-		maxLife = h.MaxLifetime
-	}
-	if maxLife <= 0 {
-		maxLife = DefaultGrantAssertionLifetime
-	}
-	if err := a.Verify(ctx, keys, AssertionRules{
-		Audiences: h.Audiences, MaxLifetime: maxLife, Leeway: h.Leeway, JTIOptional: trust.JTIOptional, Now: now,
-	}); err != nil {
 		return grantError(err)
 	}
 	sess, ok := ar.GetSession().(*storage.Session)
@@ -167,6 +146,42 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	}
 	holder.g = g
 	return nil
+}
+
+// Verify checks raw as a JWT from a trusted issuer, with the rules of this grant: parsed by
+// [ParseAssertion], the trust covering its issuer and subject found and unexpired, the
+// signature checked with the trust's keys, aud naming this server, the lifetime bounded by the
+// trust's MaxAssertionLifetime (else MaxLifetime), jti required unless the trust has
+// JTIOptional. It does not use the assertion up ([UseAssertion] does). The RFC 8693 token
+// exchange applies the same rules to a subject or actor token of type jwt. Errors that reject
+// the JWT are *[AssertionError].
+func (h *JWTBearer) Verify(ctx context.Context, raw string) (*Assertion, *storage.Trust, error) {
+	now := h.now()
+	a, err := ParseAssertion(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	trust, err := h.trust(ctx, a, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := h.Keys.For(ctx, trust.JWKS, trust.JWKSURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	maxLife := trust.MaxAssertionLifetime
+	if maxLife <= 0 {
+		maxLife = h.MaxLifetime
+	}
+	if maxLife <= 0 {
+		maxLife = DefaultGrantAssertionLifetime
+	}
+	if err := a.Verify(ctx, keys, AssertionRules{
+		Audiences: h.Audiences, MaxLifetime: maxLife, Leeway: h.Leeway, JTIOptional: trust.JTIOptional, Now: now,
+	}); err != nil {
+		return nil, nil, err
+	}
+	return a, trust, nil
 }
 
 // trust picks the trust covering a's issuer and subject: a subject-specific one before an

@@ -6,12 +6,16 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 
+	mysqldrv "github.com/go-sql-driver/mysql"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/storage/gormstore"
 )
 
@@ -48,6 +52,52 @@ func postgresDSN(t *testing.T) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// mysqlDSN returns a DSN for a fresh, empty MariaDB/MySQL database that is dropped after the
+// test, or skips (fails under CI=true) when MANDATE_TEST_MYSQL_DSN is not set.
+func mysqlDSN(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("MANDATE_TEST_MYSQL_DSN")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("MANDATE_TEST_MYSQL_DSN is not set; CI requires the MariaDB suite")
+		}
+		t.Skip("MANDATE_TEST_MYSQL_DSN not set; skipping the MariaDB test")
+	}
+	cfg, err := mysqldrv.ParseDSN(strings.TrimPrefix(base, "mysql://"))
+	if err != nil {
+		t.Fatalf("MANDATE_TEST_MYSQL_DSN: %v", err)
+	}
+	admin, err := gorm.Open(mysql.Open(cfg.FormatDSN()), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatalf("MariaDB unreachable: %v", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "mandate_provider_" + hex.EncodeToString(b)
+	if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error; err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + name)
+		if db, err := admin.DB(); err == nil {
+			db.Close()
+		}
+	})
+	cfg.DBName = name
+	return "mysql://" + cfg.FormatDSN()
+}
+
+// openStore opens dsn with gormstore, closed when the test ends.
+func openStore(t *testing.T, dsn string) storage.Store {
+	t.Helper()
+	st, err := gormstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // replicas starts two providers of one issuer on one fresh PostgreSQL database, each with its

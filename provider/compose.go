@@ -78,6 +78,7 @@ func (p *Provider) compose() error {
 		RequireClientAuth: cfg.JWTBearerRequireClientAuth, MaxLifetime: cfg.MaxAssertionLifetime,
 		Leeway: cfg.AssertionLeeway, Now: cfg.Now,
 	}
+	p.bearer = bearer
 	fc.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{explicit, pkceHandler}
 	fc.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
 		onlyOwnGrant{explicit}, onlyOwnGrant{clientCredentials}, onlyOwnGrant{refresh}, onlyOwnGrant{pkceHandler}, bearer,
@@ -152,7 +153,11 @@ type tokenTarget struct {
 	// means "the grant's scopes that rs accepts", computed when the token is minted, because
 	// fosite grants the code's scopes only then.
 	scopes []string
-	// ttl is the access token's lifetime, set when it is minted.
+	// act and notAfter come from a token exchange: the act claim, and the subject token's
+	// expiry, which the new token may not outlive.
+	act      *strategy.Actor
+	notAfter time.Time
+	// ttl is the access token's lifetime (exp - iat), set when it is minted.
 	ttl time.Duration
 }
 
@@ -169,28 +174,42 @@ var _ oauth2.CoreStrategy = (*accessTokens)(nil)
 // cannot happen through the provider's own routes.
 var errNoTarget = errors.New("provider: access token requested without a resolved resource")
 
-// GenerateAccessToken implements oauth2.AccessTokenStrategy.
+// GenerateAccessToken implements oauth2.AccessTokenStrategy, for fosite's grant handlers: the
+// funnel's decision comes in the context.
 func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Requester) (string, string, error) {
 	t, ok := ctx.Value(targetKey{}).(*tokenTarget)
 	if !ok || t.rs == nil {
 		return "", "", errNoTarget
 	}
+	m, err := a.mint(ctx, req, t)
+	return m.Token, m.Signature, err
+}
+
+// mint mints the access token t describes for req, and records its lifetime in t.
+func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenTarget) (strategy.Minted, error) {
 	scopes := t.scopes
 	if scopes == nil {
 		scopes = handlers.Intersect(req.GetGrantedScopes(), t.rs.Scopes)
 		t.scopes = scopes // for the token response's scope member
 	}
-	t.ttl = t.rs.AccessTokenTTL
-	if t.ttl <= 0 {
-		t.ttl = a.defaultTTL
+	ttl := t.rs.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = a.defaultTTL
 	}
-	return a.JWT.GenerateAccessToken(strategy.WithPolicy(ctx, strategy.Policy{
+	m, err := a.JWT.Mint(ctx, req, strategy.Policy{
 		Audience:   t.rs.Identifier,
 		Scopes:     scopes,
-		TTL:        t.ttl,
+		TTL:        ttl,
 		SigningAlg: t.rs.SigningAlg,
 		Encryption: t.rs.Encryption,
-	}), req)
+		Act:        t.act,
+		NotAfter:   t.notAfter,
+	})
+	if err != nil {
+		return m, err
+	}
+	t.ttl = m.ExpiresAt.Sub(m.IssuedAt)
+	return m, nil
 }
 
 // fositeStore adapts storage.Store to fosite.Storage: clients come from the ClientStore, and

@@ -94,6 +94,14 @@ type Config struct {
 	// Default 10 minutes.
 	MaxClientAssertionLifetime time.Duration
 
+	// MaxDelegationDepth bounds the act chain of a token minted by an RFC 8693 token exchange:
+	// how many actors it may name (the acting party and those nested inside). Default
+	// DefaultMaxDelegationDepth (4); at most 32.
+	MaxDelegationDepth int
+	// ExchangePolicy, if set, decides each token exchange that mandate's own rules accept
+	// and may narrow its scopes. Optional: the rules hold without it.
+	ExchangePolicy ExchangePolicy
+
 	// AccessTokenTTL is the access-token lifetime for resource servers that set none.
 	// Default 10 minutes.
 	AccessTokenTTL time.Duration
@@ -206,6 +214,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxClientAssertionLifetime == 0 {
 		c.MaxClientAssertionLifetime = handlers.DefaultClientAssertionLifetime
 	}
+	if c.MaxDelegationDepth == 0 {
+		c.MaxDelegationDepth = DefaultMaxDelegationDepth
+	}
 	if c.GCInterval == 0 {
 		c.GCInterval = 10 * time.Minute
 	}
@@ -254,12 +265,15 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("provider: %s must be between 1s and 24h", name))
 		}
 	}
+	if c.MaxDelegationDepth < 1 || c.MaxDelegationDepth > maxActorDepth {
+		errs = append(errs, fmt.Errorf("provider: MaxDelegationDepth must be between 1 and %d", maxActorDepth))
+	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("provider: MaxBodyBytes must be at least 1024"))
 	}
 	// An interface holding a nil pointer (or a nil func adapter) is not nil: it would pass the
 	// "nil means default" checks and panic on first use.
-	for name, v := range map[string]any{"Storage": c.Storage, "Keys": c.Keys, "Users": c.Users, "Authenticator": c.Authenticator, "Consenter": c.Consenter} {
+	for name, v := range map[string]any{"Storage": c.Storage, "Keys": c.Keys, "Users": c.Users, "Authenticator": c.Authenticator, "Consenter": c.Consenter, "ExchangePolicy": c.ExchangePolicy} {
 		if isNilValue(v) {
 			errs = append(errs, fmt.Errorf("provider: %s holds a nil %T; leave the field unset instead", name, v))
 		}

@@ -67,17 +67,17 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 		},
 	}
 	target := &tokenTarget{rs: rs, scopes: scopes}
-	token, signature, err := p.tokens.GenerateAccessToken(withTarget(ctx, target), ar)
+	m, err := p.tokens.mint(ctx, ar, target)
 	if err != nil {
 		return nil, err
 	}
 	// The grant is this one token: its ID is the token's signature, which lets a store find
 	// the grant through the token's key (gormstore then writes no request-index entry for it).
-	ar.ID = signature
-	if err := p.fstore.CreateAccessTokenSession(ctx, signature, ar); err != nil {
+	ar.ID = m.Signature
+	if err := p.fstore.CreateAccessTokenSession(ctx, m.Signature, ar); err != nil {
 		return nil, err
 	}
-	return p.tokenResponse(token, target), nil
+	return p.tokenResponse(m.Token, target), nil
 }
 
 // tokenIndicators returns the token request's one resource indicator (RFC 8707 §2.2: one

@@ -440,7 +440,7 @@ func TestMetadata(t *testing.T) {
 		}
 	}
 	for k, v := range map[string][]any{
-		"grant_types_supported":            {"authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+		"grant_types_supported":            {"authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:token-exchange"},
 		"response_types_supported":         {"code"},
 		"code_challenge_methods_supported": {"S256"},
 	} {

@@ -174,7 +174,15 @@ func (p *Provider) live(ctx context.Context, token string, claims map[string]any
 	if p.cfg.StatelessAccessTokens {
 		return !p.denied(ctx, claims)
 	}
-	_, err := p.fstore.GetAccessTokenSession(ctx, strategy.AccessTokenSignature(token), &storage.Session{})
+	sig := strategy.AccessTokenSignature(token)
+	if c, ok := p.store.(storage.AccessTokenChecker); ok {
+		live, err := c.AccessTokenExists(ctx, sig)
+		if err != nil {
+			p.log.Error("introspection token lookup", "error", err.Error())
+		}
+		return live && err == nil
+	}
+	_, err := p.fstore.GetAccessTokenSession(ctx, sig, &storage.Session{})
 	if err != nil && !errors.Is(err, fosite.ErrNotFound) {
 		p.log.Error("introspection token lookup", "error", err.Error())
 	}

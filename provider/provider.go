@@ -38,6 +38,8 @@ type Provider struct {
 	jwks     http.Handler
 	// tokens mints and checks access tokens.
 	tokens *accessTokens
+	// bearer is the RFC 7523 grant, whose rules also check token exchanges' JWTs.
+	bearer *handlers.JWTBearer
 	// fstore is the store as fosite's handlers see it (stateless access tokens get no row).
 	fstore *fositeStore
 	// retention is how long retired keys stay published; no access token may outlive it.
@@ -260,7 +262,7 @@ func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 		ScopesSupported:                   scopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token", handlers.GrantTypeJWTBearer},
+		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token", handlers.GrantTypeJWTBearer, handlers.GrantTypeTokenExchange},
 		TokenEndpointAuthMethodsSupported: slices.Concat(clientAuth, []string{storage.AuthMethodNone}),
 		TokenEndpointAuthSigningAlgValuesSupported:         algs,
 		RevocationEndpoint:                                 p.paths.revokeURL,

@@ -71,6 +71,7 @@ type SetupClient struct {
 	Resources                   []string            `json:"resources"`
 	Serves                      []string            `json:"serves,omitempty"`
 	IntrospectAll               bool                `json:"introspect_all,omitempty"`
+	Impersonate                 bool                `json:"impersonate,omitempty"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	JWKSURI                     string              `json:"jwks_uri,omitempty"`
 }
@@ -318,14 +319,17 @@ func (s *Setup) validate() error {
 		}
 		for j, g := range c.GrantTypes {
 			switch g {
-			case "client_credentials", GrantTypeJWTBearer:
+			case "client_credentials", GrantTypeJWTBearer, handlers.GrantTypeTokenExchange:
 				if c.Public {
 					bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q needs a confidential client", g)
 				}
 			case "authorization_code", "refresh_token":
 			default:
-				bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q is not supported (authorization_code, refresh_token, client_credentials, %s)", g, GrantTypeJWTBearer)
+				bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q is not supported (authorization_code, refresh_token, client_credentials, %s, %s)", g, GrantTypeJWTBearer, handlers.GrantTypeTokenExchange)
 			}
+		}
+		if c.Impersonate && !slices.Contains(c.GrantTypes, handlers.GrantTypeTokenExchange) {
+			bad(f+".impersonate", "only a client with the %s grant exchanges tokens", handlers.GrantTypeTokenExchange)
 		}
 		if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
 			bad(f+".redirect_uris", "authorization_code needs at least one redirect URI")
@@ -515,7 +519,7 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 			ID: sc.ClientID, Name: sc.Name, Public: sc.Public,
 			RedirectURIs: slices.Clone(sc.RedirectURIs), GrantTypes: slices.Clone(sc.GrantTypes),
 			Scopes: slices.Clone(sc.Scopes), Resources: slices.Clone(sc.Resources),
-			Serves: slices.Clone(sc.Serves), IntrospectAll: sc.IntrospectAll,
+			Serves: slices.Clone(sc.Serves), IntrospectAll: sc.IntrospectAll, Impersonate: sc.Impersonate,
 			TokenEndpointAuthMethod: sc.authMethod(), TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
 			JWKS: sc.JWKS, JWKSURI: sc.JWKSURI,
 		}

@@ -39,7 +39,16 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.PostForm.Get("grant_type") == "client_credentials" {
+	switch r.PostForm.Get("grant_type") {
+	case handlers.GrantTypeTokenExchange:
+		resp, err := p.tokenExchange(ctx, r)
+		if err != nil {
+			p.writeTokenError(ctx, w, r, nil, err)
+			return
+		}
+		writeTokenResponse(w, resp)
+		return
+	case "client_credentials":
 		resp, err := p.clientCredentials(ctx, r)
 		if err != nil {
 			p.writeTokenError(ctx, w, r, nil, err)
@@ -82,6 +91,8 @@ type tokenResponse struct {
 	// none learns which default it got (draft-ietf-oauth-resource-token-resp; clients that
 	// do not know the member ignore it).
 	Resource string `json:"resource"`
+	// IssuedTokenType is RFC 8693 §2.2.1's issued_token_type, in token exchange responses.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // tokenResponse is the answer for the access token minted for t.
@@ -251,7 +262,7 @@ func (p *Provider) checkTokenRequest(r *http.Request) error {
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "":
 		return fosite.ErrInvalidRequest.WithHint("The 'grant_type' parameter is missing.")
-	case "authorization_code", "client_credentials", "refresh_token":
+	case "authorization_code", "client_credentials", "refresh_token", handlers.GrantTypeTokenExchange:
 	case handlers.GrantTypeJWTBearer:
 		if !p.cfg.JWTBearerRequireClientAuth {
 			return nil // the assertion authenticates; presented credentials are checked later

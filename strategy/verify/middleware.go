@@ -91,6 +91,31 @@ func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handle
 	}
 }
 
+// RequireActor returns middleware that lets a request through only if its access token was
+// obtained by a token exchange in which one of subjects acts for the token's subject (the act
+// claim's outermost sub, RFC 8693 §4.1), an actor of the token's own issuer. A service that
+// must be called only through a given gateway or upstream service says so with it. Otherwise
+// it answers 403 insufficient_scope (RFC 6750 §3.1: the token lacks the privilege); without
+// claims in the context (Middleware not in front of it), 401.
+func (v *Verifier) RequireActor(subjects ...string) func(http.Handler) http.Handler {
+	want := slices.Clone(subjects)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := FromContext(r.Context())
+			if !ok {
+				v.challenge(w, http.StatusUnauthorized, "", "", "")
+				return
+			}
+			if c.Act == nil || c.Act.Issuer != "" && c.Act.Issuer != c.Issuer || !slices.Contains(want, c.Act.Subject) {
+				v.challenge(w, http.StatusForbidden, "insufficient_scope",
+					"the request must arrive through another acting party", "")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // bearerToken returns the token of r, or a description of why the request is malformed.
 // An Authorization header with another scheme counts as no token.
 func (v *Verifier) bearerToken(w http.ResponseWriter, r *http.Request) (tok, malformed string) {

@@ -516,6 +516,12 @@ func (v *Verifier) checkClaims(data []byte) (*Claims, error) {
 		AMR:      p.AMR,
 		raw:      data,
 	}
+	if c.Act, err = decodeActor("act", p.Act, true); err != nil {
+		return nil, err
+	}
+	if c.MayAct, err = decodeActor("may_act", p.MayAct, false); err != nil {
+		return nil, err
+	}
 	if c.ExpiresAt, err = numericDate("exp", p.Exp); err != nil {
 		return nil, err
 	}
