@@ -24,6 +24,11 @@ import (
 // once, then at most one line per interval that counts the failures in between.
 const outageLogInterval = 10 * time.Second
 
+// outageSettle is how long after the last failure a success must come for the outage to count
+// as over: while a server shuts down, some connections still work for a moment, and a request
+// that succeeds among failures is not a recovery.
+const outageSettle = time.Second
+
 // unavailable reports whether err was caused by a store that cannot be reached right now: it
 // carries storage.ErrUnavailable, or it is fosite's temporarily_unavailable, which fosite's
 // revocation handler answers for store errors without keeping them.
@@ -41,77 +46,80 @@ func (p *Provider) temporarilyUnavailable(err error) *fosite.RFC6749Error {
 
 // outageLog logs a storage outage once per interval rather than once per request: the first
 // failure at Error level with its cause; further failures within the interval are counted, and
-// the next line (at most one per interval) says how many were not logged; the first success
-// after a logged outage logs once that the store is back, with the outage's duration and its
-// failed requests. A success and a failure alternating (a cached read succeeding while writes
-// fail) therefore still log at most two lines per interval.
+// the next line (at most one per interval) says how many were not logged. The first success at
+// least settle after the last failure ends the outage and logs once that the store is back,
+// with the outage's duration and its failures. An outage that began within the interval after
+// the previous one's line, and ended before the next, is reported by its recovery line if the
+// interval has passed by then, else counted in the next line. So at most one failure line per
+// interval, and at most one recovery line per failure line (plus one).
 type outageLog struct {
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
+	log              *slog.Logger
+	now              func() time.Time
+	interval, settle time.Duration
 
-	// active is set while failures are unanswered by a success: ok's fast path reads only it.
+	// active is set from an outage's first failure until its recovery: ok's fast path reads
+	// only it.
 	active atomic.Bool
 
 	mu         sync.Mutex
 	since      time.Time // the outage's first failure
-	last       time.Time // the last line logged about it (zero: none yet)
-	open       bool      // an outage line was logged and no recovery line yet
-	failures   int       // failed requests since the outage began
+	lastFail   time.Time // its latest failure
+	last       time.Time // the last failure line (zero: none yet)
+	logged     bool      // a failure line was logged for this outage
+	failures   int       // failures since the outage began
 	suppressed int       // failures not logged since the last line
 }
 
-func newOutageLog(log *slog.Logger, now func() time.Time, interval time.Duration) *outageLog {
-	return &outageLog{log: log, now: now, interval: interval}
+func newOutageLog(log *slog.Logger, now func() time.Time, interval, settle time.Duration) *outageLog {
+	return &outageLog{log: log, now: now, interval: interval, settle: settle}
 }
 
-// fail records one request failed by an unreachable store.
+// fail records one request (or background task) failed by an unreachable store.
 func (o *outageLog) fail(err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
 	if !o.active.Load() {
 		o.active.Store(true)
-		if !o.open {
-			o.since = now
-			o.failures = 0
-		}
+		o.since, o.failures, o.logged = now, 0, false
 	}
 	o.failures++
+	o.lastFail = now
 	if !o.last.IsZero() && now.Sub(o.last) < o.interval {
 		o.suppressed++
 		return
 	}
 	attrs := []any{"error", outageCause(err), "retry_after_seconds", handlers.RetryAfter}
 	msg := "storage unavailable: answering 503 temporarily_unavailable until it is back"
-	if o.open {
+	if o.logged {
 		msg = "storage still unavailable"
 	}
-	if o.open || o.suppressed > 0 {
+	if o.logged || o.suppressed > 0 {
 		attrs = append(attrs, "suppressed", o.suppressed, "failures", o.failures, "outage", now.Sub(o.since).Round(time.Millisecond).String())
 	}
 	o.log.Error(msg, attrs...)
-	o.last, o.open, o.suppressed = now, true, 0
+	o.last, o.logged, o.suppressed = now, true, 0
 }
 
-// ok records a request the store served; after a logged outage it logs the recovery once.
+// ok records a request the store served; the first one at least settle after the last failure
+// ends the outage (see outageLog).
 func (o *outageLog) ok() {
 	if !o.active.Load() {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.active.Load() {
+	now := o.now()
+	if !o.active.Load() || now.Sub(o.lastFail) < o.settle {
 		return
 	}
 	o.active.Store(false)
-	if !o.open {
-		return // the failures are reported by the next outage line, if any
+	if !o.logged && now.Sub(o.last) < o.interval {
+		return // counted in the next failure line
 	}
-	now := o.now()
 	o.log.Info("storage available again", "failures", o.failures, "suppressed", o.suppressed,
-		"outage", now.Sub(o.since).Round(time.Millisecond).String())
-	o.open, o.suppressed, o.failures = false, 0, 0
+		"outage", o.lastFail.Sub(o.since).Round(time.Millisecond).String())
+	o.suppressed = 0
 }
 
 // outageCause is the text of the store's error inside err: the outermost error in its tree that

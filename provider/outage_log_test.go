@@ -61,13 +61,19 @@ func storeDown(cause string) error {
 func TestOutageLog(t *testing.T) {
 	h := &records{}
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	o := newOutageLog(slog.New(h), func() time.Time { return now }, 10*time.Second)
+	o := newOutageLog(slog.New(h), func() time.Time { return now }, 10*time.Second, time.Second)
 	step := func(d time.Duration) { now = now.Add(d) }
+	expect := func(what string, n int) []slog.Record {
+		t.Helper()
+		got := h.take()
+		if len(got) != n {
+			t.Fatalf("%s: %d lines, want %d: %v", what, len(got), n, got)
+		}
+		return got
+	}
 
 	o.ok() // no outage: nothing to say
-	if got := h.take(); len(got) != 0 {
-		t.Fatalf("a success without an outage logged %d lines", len(got))
-	}
+	expect("a success without an outage", 0)
 
 	// The first failure logs at once, with its cause; the next ones within the interval do not.
 	o.fail(storeDown("dial tcp 127.0.0.1:5432: connect: connection refused"))
@@ -75,50 +81,65 @@ func TestOutageLog(t *testing.T) {
 		step(50 * time.Millisecond)
 		o.fail(storeDown("dial tcp 127.0.0.1:5432: connect: connection refused"))
 	}
-	got := h.take()
-	if len(got) != 1 || got[0].Level != slog.LevelError {
-		t.Fatalf("100 failures within 5 s logged %d lines, want one error", len(got))
-	}
-	if c := attr(got[0], "error"); c != "gormstore: client: storage: unavailable: dial tcp 127.0.0.1:5432: connect: connection refused" {
-		t.Errorf("cause %q, want the store's error, not fosite's code", c)
+	got := expect("100 failures within 5 s", 1)
+	if got[0].Level != slog.LevelError || attr(got[0], "error") != "gormstore: client: storage: unavailable: dial tcp 127.0.0.1:5432: connect: connection refused" {
+		t.Errorf("first line %v: want an error with the store's cause, not fosite's code", got[0])
 	}
 
 	// After the interval, one line says how many were not logged.
 	step(5050 * time.Millisecond)
 	o.fail(storeDown("connection reset"))
-	got = h.take()
-	if len(got) != 1 || !strings.Contains(got[0].Message, "still unavailable") || attr(got[0], "suppressed") != "99" ||
+	got = expect("the failure after the interval", 1)
+	if !strings.Contains(got[0].Message, "still unavailable") || attr(got[0], "suppressed") != "99" ||
 		attr(got[0], "failures") != "101" || attr(got[0], "outage") != "10s" {
-		t.Fatalf("the line after the interval: %v", got)
+		t.Errorf("the line after the interval: %v", got[0])
 	}
 
-	// A success ends the outage: one line, with its duration and its failures.
+	// A success right after a failure (a connection still open while the server shuts down) does
+	// not end the outage; one that comes settle after the last failure does, with one line.
 	step(time.Second)
 	o.fail(storeDown("connection reset"))
+	step(500 * time.Millisecond)
+	o.ok()
+	expect("a success among failures", 0)
 	step(time.Second)
 	o.ok()
 	o.ok()
-	got = h.take()
-	if len(got) != 1 || got[0].Level != slog.LevelInfo || !strings.Contains(got[0].Message, "available again") ||
-		attr(got[0], "failures") != "102" || attr(got[0], "suppressed") != "1" || attr(got[0], "outage") != "12s" {
-		t.Fatalf("recovery: %v", got)
+	got = expect("recovery", 1)
+	if got[0].Level != slog.LevelInfo || !strings.Contains(got[0].Message, "available again") ||
+		attr(got[0], "failures") != "102" || attr(got[0], "suppressed") != "1" || attr(got[0], "outage") != "11s" {
+		t.Errorf("recovery: %v", got[0])
 	}
 
-	// Successes and failures alternating within the interval (a cached read succeeding while
-	// writes fail) add no lines; the next line after the interval counts them.
+	// A short outage within the interval after the last line is not logged when it ends before
+	// the interval has passed; the next line counts it.
+	step(500 * time.Millisecond)
 	for range 50 {
 		step(10 * time.Millisecond)
 		o.fail(storeDown("connection refused"))
 		o.ok()
 	}
-	if got := h.take(); len(got) != 0 {
-		t.Fatalf("flapping within the interval logged %d lines", len(got))
-	}
+	step(2 * time.Second)
+	o.ok()
+	expect("a short outage within the interval", 0)
 	step(10 * time.Second)
 	o.fail(storeDown("connection refused"))
-	got = h.take()
-	if len(got) != 1 || !strings.Contains(got[0].Message, "storage unavailable") || attr(got[0], "suppressed") != "50" {
-		t.Fatalf("the line after flapping: %v", got)
+	got = expect("the next outage", 1)
+	if strings.Contains(got[0].Message, "still") || attr(got[0], "suppressed") != "50" || attr(got[0], "failures") != "1" {
+		t.Errorf("the line after a short unlogged outage: %v", got[0])
+	}
+	step(2 * time.Second)
+	o.ok()
+	expect("its recovery", 1)
+
+	// An unlogged outage that ends after the interval is reported by its recovery line.
+	step(time.Second)
+	o.fail(storeDown("connection refused"))
+	step(12 * time.Second)
+	o.ok()
+	got = expect("an unlogged outage ending after the interval", 1)
+	if !strings.Contains(got[0].Message, "available again") || attr(got[0], "suppressed") != "1" {
+		t.Errorf("its recovery line: %v", got[0])
 	}
 
 	// fosite's revocation keeps no cause.
@@ -130,7 +151,7 @@ func TestOutageLog(t *testing.T) {
 // TestOutageLogConcurrent: failures and successes from many goroutines (run with -race).
 func TestOutageLogConcurrent(t *testing.T) {
 	h := &records{}
-	o := newOutageLog(slog.New(h), time.Now, time.Hour)
+	o := newOutageLog(slog.New(h), time.Now, time.Hour, 0)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {

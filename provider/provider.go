@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 		return nil, err
 	}
 	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths}
-	p.outage = newOutageLog(p.log, time.Now, outageLogInterval)
+	p.outage = newOutageLog(p.log, time.Now, outageLogInterval, outageSettle)
 	defer func() {
 		if err != nil {
 			_ = p.Close()

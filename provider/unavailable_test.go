@@ -319,6 +319,11 @@ func TestTokenEndpointStoreDown(t *testing.T) {
 			}
 			ds.down.Store(false)
 			as.clientCredentials("orders:read", orders)
+			if got := logs.matching("storage available again"); len(got) != 0 {
+				t.Errorf("a success right after the failures logged the recovery: %q", got)
+			}
+			time.Sleep(1100 * time.Millisecond) // a success a second after the last failure ends the outage
+			as.clientCredentials("orders:read", orders)
 			if got := logs.matching("storage available again"); len(got) != 1 || !strings.Contains(got[0], "failures=20") {
 				t.Errorf("recovery logged as %q, want one line counting 20 failures", got)
 			}
