@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	servers := []*http.Server{newServer(mux, defaultLimits())}
 	errc := make(chan error, 2)
 	go func() { errc <- servers[0].Serve(asLn) }()
 
@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+			srv := newServer(h, defaultLimits())
 			servers = append(servers, srv)
 			go func() { errc <- srv.Serve(rsLn) }()
 			rsURL = "http://" + rsLn.Addr().String()
@@ -180,6 +180,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = s.Shutdown(shutdownCtx)
 	}
 	return nil
+}
+
+// serverLimits bound what one connection may hold on to. Without them a client that trickles
+// its headers or body a byte at a time, or leaves a keep-alive connection idle, keeps its
+// socket (and its goroutine) for ever: a few hundred of them exhaust a low file limit and
+// ordinary requests get nothing.
+type serverLimits struct {
+	ReadHeader, Read, Write, Idle time.Duration
+	MaxHeaderBytes                int
+}
+
+// defaultLimits are the example's limits, sized for a token endpoint whose requests are a
+// small form (the provider refuses bodies over Config.MaxBodyBytes, 64 KiB) and whose answers
+// take milliseconds:
+//
+//   - ReadHeader 5 s: a request line and a few headers arrive in one round trip; 5 s allows a
+//     slow link and ends a slowloris on the headers.
+//   - Read 10 s: the whole request, body included, from the connection's first byte: a
+//     trickled body is cut off here (ReadHeaderTimeout alone leaves the body unbounded).
+//   - Write 10 s: from the end of the request headers to the end of the response: a signature
+//     and a database write, with room for a busy database; a client that does not read its
+//     answer releases the connection.
+//   - Idle 60 s: long enough for a service's next token request to reuse its keep-alive
+//     connection, no longer than common load balancers keep theirs.
+//   - MaxHeaderBytes 16 KiB: Basic credentials, a client assertion's headers or a DPoP proof
+//     fit many times over; net/http's default is 1 MiB. Larger header blocks get 431.
+func defaultLimits() serverLimits {
+	return serverLimits{
+		ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 10 * time.Second,
+		Idle: 60 * time.Second, MaxHeaderBytes: 16 << 10,
+	}
+}
+
+// newServer is the http.Server of the authorization server and of the demo resource server.
+func newServer(h http.Handler, l serverLimits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeader,
+		ReadTimeout:       l.Read,
+		WriteTimeout:      l.Write,
+		IdleTimeout:       l.Idle,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
 }
 
 // loadOrCreateSecret reads n random bytes (hex) from path, creating the file (0600) if needed.

@@ -212,6 +212,9 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, form url.Values) (*sto
 	} else if err != nil {
 		return nil, err
 	}
+	// The jti is recorded here, before the grant writes anything: if the store becomes
+	// unreachable after this, the request fails with 503 and the client assertion is spent.
+	// The client signs a new one for its retry, as it does for every request.
 	if err := UseAssertion(ctx, p.JTIs, "client-assertion", a, p.Leeway); err != nil {
 		return nil, err
 	}

@@ -233,6 +233,11 @@ func (h *JWTBearer) PopulateTokenEndpointResponse(ctx context.Context, ar fosite
 	if g == nil {
 		return fosite.ErrServerError.WithWrap(errNoHolder).WithDebug(errNoHolder.Error())
 	}
+	// The jti is recorded (committed) before the token's row is written, in two statements:
+	// if the store becomes unreachable in between, the request fails with 503 and the
+	// assertion is spent without a token. That window is accepted: the client signs a new
+	// assertion (RFC 7523 assertions are single-use and short-lived anyway), and recording the
+	// jti first is what keeps a replay from ever yielding a second token.
 	if err := UseAssertion(ctx, h.JTIs, "jwt-bearer", g.Assertion, h.Leeway); err != nil {
 		return grantError(err)
 	}

@@ -75,7 +75,8 @@ func WellKnownURL(issuer string) (string, error) {
 }
 
 // MetadataHandler serves the metadata document returned by get, freshly on every request (so
-// that newly registered scopes appear), with a short public cache lifetime.
+// that newly registered scopes appear), with a short public cache lifetime. If get fails (the
+// store that lists the scopes cannot be reached) it answers 503 with Retry-After.
 func MetadataHandler(get func(context.Context) (*Metadata, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -85,6 +86,7 @@ func MetadataHandler(get func(context.Context) (*Metadata, error)) http.Handler 
 		}
 		md, err := get(r.Context())
 		if err != nil {
+			SetUnavailable(w.Header())
 			http.Error(w, "metadata unavailable", http.StatusServiceUnavailable)
 			return
 		}
@@ -101,7 +103,7 @@ type PublicKeySource interface {
 // JWKSHandler serves the signing keys as an RFC 7517 JWK Set. Only public keys are ever
 // written: a private key handed in by mistake is reduced to its public part. The cache lifetime
 // is short compared with key rotation's propagation time, so resource servers see a next key
-// long before it signs.
+// long before it signs. If the key source fails it answers 503 with Retry-After.
 //
 // See https://www.rfc-editor.org/rfc/rfc7517#section-5.
 func JWKSHandler(keys PublicKeySource) http.Handler {
@@ -113,6 +115,7 @@ func JWKSHandler(keys PublicKeySource) http.Handler {
 		}
 		ks, err := keys.PublicKeys(r.Context())
 		if err != nil {
+			SetUnavailable(w.Header())
 			http.Error(w, "keys unavailable", http.StatusServiceUnavailable)
 			return
 		}

@@ -70,4 +70,26 @@ func TestJWKSHandlerNeverPublishesPrivateKeys(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("failing source: %d", rec.Code)
 	}
+	checkRetryable(t, rec)
+}
+
+// checkRetryable checks the headers of a 503 the client may retry.
+func checkRetryable(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if ra := rec.Header().Get("Retry-After"); ra != "2" {
+		t.Errorf("Retry-After %q, want 2", ra)
+	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", cc)
+	}
+}
+
+func TestMetadataHandlerUnavailable(t *testing.T) {
+	rec := httptest.NewRecorder()
+	MetadataHandler(func(context.Context) (*Metadata, error) { return nil, errors.New("down") }).
+		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-authorization-server", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("failing metadata: %d", rec.Code)
+	}
+	checkRetryable(t, rec)
 }

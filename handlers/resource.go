@@ -218,6 +218,9 @@ func (r Resolver) ForToken(ctx context.Context, client fosite.Client, indicators
 		return nil, ErrInvalidTarget.WithHint("Only one resource may be requested per access token; request one token per resource.")
 	}
 	def, err := r.Default(ctx)
+	if err != nil && !errors.Is(err, ErrInvalidTarget) {
+		return nil, err // the store failed: not a statement about the request
+	}
 	if err == nil && slices.Contains(allowed, def.Identifier) {
 		return def, nil
 	}

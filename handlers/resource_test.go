@@ -192,3 +192,41 @@ func FuzzParseIndicator(f *testing.F) {
 		}
 	})
 }
+
+// downResources is a resource store that cannot be reached.
+type downResources struct{}
+
+func (downResources) ResourceServer(context.Context, string) (*storage.ResourceServer, error) {
+	return nil, storage.ErrUnavailable
+}
+
+func (downResources) ResourceServers(context.Context) ([]storage.ResourceServer, error) {
+	return nil, storage.ErrUnavailable
+}
+
+// TestResolverStoreDown: a store that cannot be reached is never answered as a statement about
+// the request (invalid_target): every resolution returns an error that carries the store's.
+func TestResolverStoreDown(t *testing.T) {
+	a, b := "https://a.example/", "https://b.example/"
+	client := &storage.Client{ID: "x", Resources: []string{a, b}}
+	r := Resolver{Resources: downResources{}}
+	for name, call := range map[string]func() error{
+		"token, named":           func() error { _, err := r.ForToken(context.Background(), client, []string{a}, nil); return err },
+		"token, default":         func() error { _, err := r.ForToken(context.Background(), client, nil, nil); return err },
+		"token, one granted":     func() error { _, err := r.ForToken(context.Background(), client, nil, []string{a}); return err },
+		"token, several granted": func() error { _, err := r.ForToken(context.Background(), client, nil, []string{a, b}); return err },
+		"authorization, named":   func() error { _, err := r.ForAuthorization(context.Background(), client, []string{a}); return err },
+		"authorization, default": func() error { _, err := r.ForAuthorization(context.Background(), client, nil); return err },
+		"token, named within the grant": func() error {
+			_, err := r.ForToken(context.Background(), client, []string{a}, []string{a, b})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := call()
+			if errors.Is(err, ErrInvalidTarget) || !errors.Is(err, storage.ErrUnavailable) {
+				t.Errorf("got %v, want the store's error, not invalid_target", err)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"net/http"
 	"slices"
 
@@ -17,21 +18,21 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
+		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	if err := checkParams(ar.GetRequestForm()); err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
+		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	indicators, err := handlers.Indicators(ar.GetRequestForm())
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
+		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	rss, err := p.resolver.ForAuthorization(ctx, ar.GetClient(), indicators)
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
+		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	resources := make([]string, len(rss))
@@ -40,13 +41,13 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, s := range ar.GetRequestedScopes() {
 		if !slices.ContainsFunc(rss, func(rs *storage.ResourceServer) bool { return slices.Contains(rs.Scopes, s) }) {
-			p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(fosite.ErrInvalidScope.WithHintf("No requested resource server accepts scope '%s'.", strict.Echo(s))))
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInvalidScope.WithHintf("No requested resource server accepts scope '%s'.", strict.Echo(s)))
 			return
 		}
 	}
 
 	if p.cfg.Authenticator == nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(fosite.ErrLoginRequired.WithHint("This authorization server has no user login configured.")))
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("This authorization server has no user login configured."))
 		return
 	}
 	authn, ok := p.cfg.Authenticator.Authenticate(w, r)
@@ -54,7 +55,7 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if authn == nil || authn.Subject == "" {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(fosite.ErrServerError.WithDebug("Authenticator returned no subject")))
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("Authenticator returned no subject"))
 		return
 	}
 	granted := slices.Clone([]string(ar.GetRequestedScopes()))
@@ -84,8 +85,23 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
+		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
+	p.outage.ok() // the code's session committed
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// writeAuthorizeError answers an authorization request with an error. A store that cannot be
+// reached is temporarily_unavailable (RFC 6749 §4.1.2.1): sent to the client's redirect URI
+// once that is validated, else — the client could not even be read — answered here with 503
+// and Retry-After.
+func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	if unavailable(err) {
+		err = p.temporarilyUnavailable(err)
+		if !ar.IsRedirectURIValid() {
+			handlers.SetUnavailable(w.Header())
+		}
+	}
+	p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 }

@@ -67,6 +67,12 @@ func (p *Provider) compose() error {
 	refresh := &oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, TokenRevocationStorage: store, Config: fc,
 	}
+	// fosite's PKCE handler deletes the code's PKCE record while it checks the verifier, before
+	// the code exchange's transaction begins (so that a wrong verifier spends it). A store that
+	// becomes unreachable after that point fails the exchange with 503 and leaves the code
+	// unused but without its PKCE record: the retry is invalid_grant, and the client starts a
+	// new authorization (TestCodeWithPKCEStoreDown). Codes without PKCE, and refresh tokens,
+	// change only inside their transaction and can be retried.
 	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: tokens, Storage: store, Config: fc}
 	// RFC 7523: assertions name this server by its token endpoint URL (golang.org/x/oauth2/jwt's
 	// default) or its issuer identifier (rfc7523bis).

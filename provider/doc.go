@@ -24,6 +24,12 @@
 // /introspect (RFC 7662), /revoke (RFC 7009), /jwks.json (RFC 7517), and the RFC 8414 metadata
 // at /.well-known/oauth-authorization-server inserted before the issuer's path.
 //
+// While the store cannot be reached (storage.ErrUnavailable: the database is down or
+// restarting), the endpoints that need it answer 503 with the RFC 6749 error
+// temporarily_unavailable and Retry-After, never 500, and a client that could not be read is
+// not invalid_client; the outage is logged once per interval, and the provider recovers by
+// itself when the store does.
+//
 // Grants: client_credentials, authorization_code with PKCE (S256 only, required for public
 // clients) and refresh_token with rotation and reuse detection. No implicit and no password
 // grant (RFC 9700).

@@ -317,7 +317,9 @@ func (p *Provider) exchangedAccessToken(ctx context.Context, param, token string
 	case err != nil:
 		return nil, fosite.ErrInvalidRequest.WithHintf("The '%s' is not a valid access token of this server.", param)
 	}
-	if !p.live(ctx, token, claims) {
+	if live, err := p.live(ctx, token, claims); err != nil {
+		return nil, err // the store cannot tell: 503
+	} else if !live {
 		return nil, fosite.ErrInvalidRequest.WithHintf("The '%s' has been revoked.", param)
 	}
 	e := &exchanged{param: param, typ: handlers.TokenTypeAccessToken, issuer: p.issuer}

@@ -55,9 +55,19 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{"active": false}
 	if claims, ok := p.signedAccessToken(ctx, token); ok {
 		// A signed access token of this server answers with its own claims, which its
-		// signature vouches for, if it is still live and the caller may see it.
+		// signature vouches for, if the caller may see it and it is still live.
 		cid, _ := claims["client_id"].(string)
-		if mayIntrospect(client, cid, audience(claims["aud"])) && p.live(ctx, token, claims) {
+		live := false
+		if mayIntrospect(client, cid, audience(claims["aud"])) {
+			var err error
+			if live, err = p.live(ctx, token, claims); err != nil {
+				// The store cannot tell whether the token was revoked: neither active nor
+				// inactive, but 503 (RFC 7662 §2.3 lets the server answer errors).
+				p.writeTokenError(ctx, w, r, nil, err)
+				return
+			}
+		}
+		if live {
 			resp = claims
 			resp["active"] = true
 			resp["token_type"] = "Bearer"
@@ -67,6 +77,10 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		// read; their session keeps their claims).
 		hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
 		use, ar, err := p.oauth.IntrospectToken(ctx, token, hint, &storage.Session{})
+		if unavailable(err) {
+			p.writeTokenError(ctx, w, r, nil, err)
+			return
+		}
 		if err == nil && ar != nil {
 			var aud []string
 			if use == fosite.AccessToken {
@@ -77,6 +91,7 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	p.outage.ok()
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
@@ -167,26 +182,34 @@ func (p *Provider) signedAccessToken(ctx context.Context, token string) (map[str
 }
 
 // live reports whether a valid signed access token was not revoked: with stateless access
-// tokens, its jti is not on the deny list; else its row still exists (revocation deletes it). A
-// store error counts as revoked: introspection must not call a token active when it cannot
-// tell.
-func (p *Provider) live(ctx context.Context, token string, claims map[string]any) bool {
+// tokens, its jti is not on the deny list; else its row still exists (revocation deletes it).
+// A store that cannot be reached returns its error: the caller answers 503, neither active nor
+// inactive. Any other store error counts as revoked: introspection must not call a token active
+// when it cannot tell.
+func (p *Provider) live(ctx context.Context, token string, claims map[string]any) (bool, error) {
 	if p.cfg.StatelessAccessTokens {
-		return !p.denied(ctx, claims)
+		denied, err := p.denied(ctx, claims)
+		return !denied, err
 	}
 	sig := strategy.AccessTokenSignature(token)
 	if c, ok := p.store.(storage.AccessTokenChecker); ok {
 		live, err := c.AccessTokenExists(ctx, sig)
+		if unavailable(err) {
+			return false, err
+		}
 		if err != nil {
 			p.log.Error("introspection token lookup", "error", err.Error())
 		}
-		return live && err == nil
+		return live && err == nil, nil
 	}
 	_, err := p.fstore.GetAccessTokenSession(ctx, sig, &storage.Session{})
+	if unavailable(err) {
+		return false, err
+	}
 	if err != nil && !errors.Is(err, fosite.ErrNotFound) {
 		p.log.Error("introspection token lookup", "error", err.Error())
 	}
-	return err == nil
+	return err == nil, nil
 }
 
 // denyKey is the JTIStore key recording a revoked unpersisted access token.
@@ -195,15 +218,19 @@ func denyKey(claims map[string]any) string {
 	return "revoked-access-token:" + jti
 }
 
-// denied reports whether an unpersisted access token was revoked. A store error counts as
-// revoked: introspection must not call a token active when it cannot tell.
-func (p *Provider) denied(ctx context.Context, claims map[string]any) bool {
+// denied reports whether an unpersisted access token was revoked. A store that cannot be
+// reached returns its error; any other store error counts as revoked: introspection must not
+// call a token active when it cannot tell.
+func (p *Provider) denied(ctx context.Context, claims map[string]any) (bool, error) {
 	used, err := p.store.JTIUsed(ctx, denyKey(claims))
+	if unavailable(err) {
+		return true, err
+	}
 	if err != nil {
 		p.log.Error("introspection deny list", "error", err.Error())
-		return true
+		return true, nil
 	}
-	return used
+	return used, nil
 }
 
 // revokeStateless revokes an unpersisted access token (RFC 7009 §2.1): the caller must be the
@@ -240,6 +267,10 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		err = p.oauth.NewRevocationRequest(ctx, r)
 	}
 	switch {
+	case unavailable(err):
+		// First: a client that could not be read is not invalid_client, and a token that
+		// could not be looked up is not unknown. 503 temporarily_unavailable, Retry-After.
+		p.writeTokenError(ctx, w, r, nil, err)
 	case errors.Is(err, fosite.ErrInvalidClient):
 		// Checked first: the failed authentication of an unknown client wraps not_found, which
 		// must not pass for an unknown token (RFC 7009 §2.2.1: invalid_client, 401).
@@ -249,6 +280,7 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		// nothing and revealing nothing (RFC 7009 §2.2).
 		errors.Is(err, fosite.ErrUnauthorizedClient), errors.Is(err, fosite.ErrNotFound),
 		errors.Is(err, fosite.ErrInactiveToken), errors.Is(err, fosite.ErrUnknownRequest):
+		p.outage.ok()
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
 		w.WriteHeader(http.StatusOK)

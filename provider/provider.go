@@ -44,6 +44,8 @@ type Provider struct {
 	fstore *fositeStore
 	// retention is how long retired keys stay published; no access token may outlive it.
 	retention time.Duration
+	// outage logs failures of an unreachable store once per interval (see outageLog).
+	outage *outageLog
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -86,6 +88,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 		return nil, err
 	}
 	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths}
+	p.outage = newOutageLog(p.log, time.Now, outageLogInterval, outageSettle)
 	defer func() {
 		if err != nil {
 			_ = p.Close()
@@ -124,6 +127,10 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 			Retention:   p.retention,
 			Now:         cfg.Now,
 			OnError: func(err error) {
+				if unavailable(err) {
+					p.outage.fail(err) // the keys in memory keep signing
+					return
+				}
 				p.log.Error("signing key rotation", "error", err.Error())
 			},
 		})
@@ -148,7 +155,13 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 			p.collect(runCtx, cfg.GCInterval)
 		}()
 	}
-	p.metadata = handlers.MetadataHandler(p.Metadata)
+	p.metadata = handlers.MetadataHandler(func(ctx context.Context) (*handlers.Metadata, error) {
+		md, err := p.Metadata(ctx)
+		if unavailable(err) {
+			p.outage.fail(err) // MetadataHandler answers 503 with Retry-After
+		}
+		return md, err
+	})
 	p.jwks = handlers.JWKSHandler(p.keys)
 	return p, nil
 }
@@ -172,7 +185,9 @@ func (p *Provider) collect(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			n, err := p.store.DeleteExpired(ctx, p.cfg.Now(), 0)
-			if err != nil && ctx.Err() == nil {
+			if err != nil && ctx.Err() == nil && unavailable(err) {
+				p.outage.fail(err) // the next run collects what this one could not
+			} else if err != nil && ctx.Err() == nil {
 				p.log.Error("garbage collection", "error", err.Error())
 			} else if n > 0 {
 				p.log.Debug("garbage collection", "deleted", n)

@@ -54,6 +54,9 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 			p.writeTokenError(ctx, w, r, nil, err)
 			return
 		}
+		if !p.cfg.StatelessAccessTokens {
+			p.outage.ok() // the token's row committed
+		}
 		writeTokenResponse(w, resp)
 		return
 	}
@@ -74,6 +77,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	out := p.tokenResponse(resp.GetAccessToken(), target)
 	out.RefreshToken, _ = resp.GetExtra("refresh_token").(string)
+	p.outage.ok() // every other grant wrote to the store (a code, a refresh token, a jti)
 	writeTokenResponse(w, out)
 }
 
@@ -291,10 +295,14 @@ func checkParams(form map[string][]string) error {
 
 // writeTokenError answers with an RFC 6749 §5.2 error. Lost races and reused codes (which
 // fosite reports as server errors from inside its transaction) become invalid_grant; an
-// invalid_client for a request that authenticated with HTTP Basic carries WWW-Authenticate.
+// invalid_client for a request that authenticated with HTTP Basic carries WWW-Authenticate; a
+// store that cannot be reached is 503 temporarily_unavailable with Retry-After, whatever error
+// (invalid_client of a client that could not be read, server_error) it surfaced as.
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	err = p.normalizeError(err)
-	if errors.Is(err, fosite.ErrInvalidClient) {
+	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		handlers.SetUnavailable(w.Header())
+	} else if errors.Is(err, fosite.ErrInvalidClient) {
 		if _, _, basic := r.BasicAuth(); basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`", charset="UTF-8"`)
 		}
@@ -302,8 +310,12 @@ func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, r
 	p.oauth.WriteAccessError(ctx, w, ar, err)
 }
 
-// normalizeError maps store-level outcomes to protocol errors and logs server errors.
+// normalizeError maps store-level outcomes to protocol errors and logs server errors (an
+// unreachable store's once per interval, see outageLog).
 func (p *Provider) normalizeError(err error) error {
+	if unavailable(err) {
+		return p.temporarilyUnavailable(err)
+	}
 	switch {
 	case errors.Is(err, fosite.ErrInvalidatedAuthorizeCode), errors.Is(err, fosite.ErrSerializationFailure):
 		return fosite.ErrInvalidGrant.WithHint("The authorization grant has already been used or is being used concurrently.")

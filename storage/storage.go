@@ -21,6 +21,13 @@ var (
 	ErrConflict = errors.New("storage: conflict")
 	// ErrJTIUsed reports a JWT ID that was already used and has not yet expired.
 	ErrJTIUsed = errors.New("storage: jwt id already used")
+	// ErrUnavailable reports that the store cannot be reached right now (the database is down,
+	// restarting or refusing connections); the caller may retry. A store wraps it around the
+	// driver's error, which stays in the chain. Nothing the failed call was to write is
+	// committed — except that a commit whose acknowledgement was lost (the connection broke
+	// after COMMIT was sent) may have happened after all. The provider answers it with HTTP 503
+	// temporarily_unavailable and Retry-After.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
 
 // Store is everything mandate persists. [github.com/mandate-dev/mandate/storage/gormstore.Store]

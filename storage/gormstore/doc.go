@@ -25,6 +25,11 @@
 //     compare-and-swap on a version.
 //   - A transaction begun with [Store.BeginTX] travels in the context; every method uses it.
 //   - Times are stored as UTC; session data is JSON decoded into the caller's prototype.
+//   - An error of a database that cannot be reached right now — connection refused or reset, a
+//     broken connection, a server shutting down or starting up (PostgreSQL SQLSTATE class 08,
+//     57P01–57P03; MySQL/MariaDB 1053, 2002, 2003, 2006, 2013; SQLite cannot-open, I/O and
+//     busy errors) — is marked with [storage.ErrUnavailable], the driver's error kept in the
+//     chain. The pool reconnects by itself once the server is back.
 //
 // Two things keep the token endpoint's storage cost low:
 //

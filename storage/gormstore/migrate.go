@@ -215,7 +215,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		err = db.Transaction(s.applyMigrations)
 	}
 	if err != nil {
-		return fmt.Errorf("gormstore: migrate: %w", err)
+		return wrap("migrate", err)
 	}
 	return nil
 }

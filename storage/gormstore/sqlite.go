@@ -105,6 +105,22 @@ func sqliteUnique(err error) bool {
 	return c == sqlite3.CONSTRAINT_UNIQUE || c == sqlite3.CONSTRAINT_PRIMARYKEY
 }
 
+// sqliteUnavailable reports a SQLite error that means the database file cannot be used right
+// now rather than that a statement was wrong: it cannot be opened (SQLITE_CANTOPEN), the
+// operating system failed a read or write (SQLITE_IOERR and its extended codes), or another
+// connection held the lock for longer than busy_timeout (SQLITE_BUSY).
+func sqliteUnavailable(err error) bool {
+	var e *sqlite3.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() {
+	case sqlite3.CANTOPEN, sqlite3.IOERR, sqlite3.BUSY:
+		return true
+	}
+	return false
+}
+
 // sqliteRowIDTaken reports an insert that failed because its INTEGER PRIMARY KEY is taken (a
 // duplicate of any other unique key is CONSTRAINT_UNIQUE).
 func sqliteRowIDTaken(err error) bool {

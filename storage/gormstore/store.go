@@ -163,7 +163,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		db, err = gorm.Open(mysql.Open(target), cfg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("gormstore: open: %w", err)
+		return nil, wrap("open", err)
 	}
 	s, err := New(ctx, db, opts...)
 	if err != nil {
@@ -258,7 +258,7 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	}
 	tx := s.db.WithContext(ctx).Begin(s.txOptions()...)
 	if tx.Error != nil {
-		return ctx, fmt.Errorf("gormstore: begin: %w", tx.Error)
+		return ctx, wrap("begin", tx.Error)
 	}
 	return context.WithValue(ctx, txKey{s}, &txState{tx: tx}), nil
 }
@@ -281,7 +281,7 @@ func (s *Store) Commit(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("gormstore: commit: %w", err)
+		return wrap("commit", err)
 	}
 	return nil
 }
@@ -293,7 +293,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return errors.New("gormstore: rollback: no transaction in context")
 	}
 	if err := st.tx.Rollback().Error; err != nil {
-		return fmt.Errorf("gormstore: rollback: %w", err)
+		return wrap("rollback", err)
 	}
 	return nil
 }
@@ -327,12 +327,14 @@ func (s *Store) conn(ctx context.Context) *gorm.DB {
 	return s.db.WithContext(ctx)
 }
 
-// inTx runs fn in the transaction carried by ctx, or in a new one.
+// inTx runs fn in the transaction carried by ctx, or in a new one. An error of an unreachable
+// database — from fn or from BEGIN or COMMIT, which gorm returns unwrapped — is marked with
+// storage.ErrUnavailable (see markUnavailable); every other error is returned as it is.
 func (s *Store) inTx(ctx context.Context, fn func(db *gorm.DB) error) error {
 	if st, ok := ctx.Value(txKey{s}).(*txState); ok {
-		return fn(st.tx.WithContext(ctx))
+		return markUnavailable(fn(st.tx.WithContext(ctx)))
 	}
-	return s.db.WithContext(ctx).Transaction(fn, s.txOptions()...)
+	return markUnavailable(s.db.WithContext(ctx).Transaction(fn, s.txOptions()...))
 }
 
 // txOptions runs MySQL transactions at READ COMMITTED: InnoDB's default REPEATABLE READ takes
@@ -503,11 +505,4 @@ func replacedInvalidUTF8(b []byte) bool {
 		}
 		i = j + 1
 	}
-}
-
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("gormstore: %s: %w", op, err)
 }
