@@ -463,3 +463,30 @@ func TestTokenExchangeWithXOAuth2(t *testing.T) {
 		t.Fatalf("issued_token_type %v", tok.Extra("issued_token_type"))
 	}
 }
+
+// TestTokenExchangeStoreDown: a subject token whose revocation cannot be checked, or a token
+// that cannot be stored, is 503, never a 500 and never a token.
+func TestTokenExchangeStoreDown(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		only      func(string) bool
+		stateless bool
+	}{
+		{"subject token lookup", func(m string) bool { return m == "AccessTokenExists" }, false},
+		{"deny list", func(m string) bool { return m == "JTIUsed" }, true},
+		{"token write", func(m string) bool { return m == "CreateAccessTokenSession" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ds := &downStore{Store: newStore(t), only: tc.only}
+			as := exchangeAS(t, ds, func(c *provider.Config) { c.StatelessAccessTokens = tc.stateless })
+			tokA := as.clientCredentials("orders:read", orders)
+			ds.down.Store(true)
+			resp, m := as.exchange("orders-api", tokA, inventory)
+			checkUnavailable(t, "token exchange", resp, m)
+			ds.down.Store(false)
+			if resp, m := as.exchange("orders-api", tokA, inventory); resp.StatusCode != 200 {
+				t.Fatalf("after the outage: %d %v", resp.StatusCode, m)
+			}
+		})
+	}
+}

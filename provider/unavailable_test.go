@@ -81,6 +81,13 @@ func (d *downStore) UpdateKeys(ctx context.Context, update func([]storage.Key) (
 	return d.Store.UpdateKeys(ctx, update)
 }
 
+func (d *downStore) AccessTokenExists(ctx context.Context, sig string) (bool, error) {
+	if err := d.fail("AccessTokenExists"); err != nil {
+		return false, err
+	}
+	return d.Store.(storage.AccessTokenChecker).AccessTokenExists(ctx, sig)
+}
+
 func (d *downStore) UseJTI(ctx context.Context, key string, exp time.Time) error {
 	if err := d.fail("UseJTI"); err != nil {
 		return err
@@ -397,7 +404,7 @@ func TestIntrospectionStoreDown(t *testing.T) {
 		stateless bool
 	}{
 		{"everything down", nil, false},
-		{"token lookup fails", func(m string) bool { return m == "GetAccessTokenSession" }, false},
+		{"token lookup fails", func(m string) bool { return m == "GetAccessTokenSession" || m == "AccessTokenExists" }, false},
 		{"stateless deny list fails", func(m string) bool { return m == "JTIUsed" }, true},
 		{"refresh token lookup fails", func(m string) bool { return strings.HasPrefix(m, "Get") }, false},
 	} {
