@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The setup: from the file, or the built-in demo.
 	var setup *provider.Setup
-	var demoSecret string
+	var demoSecret, ordersSecret string
 	if o.config != "" {
 		if setup, err = provider.LoadSetup(o.config); err != nil {
 			return err
@@ -97,7 +97,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		demoSecret = hex.EncodeToString(s)
-		setup = demoSetup(o, demoSecret)
+		b, err := loadOrCreateSecret(filepath.Join(o.data, "demo-orders-api.secret"), 32)
+		if err != nil {
+			return err
+		}
+		ordersSecret = hex.EncodeToString(b)
+		setup = demoSetup(o, demoSecret, ordersSecret)
 	}
 
 	dsn := o.db
@@ -154,7 +159,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			h, err := resourceServer(ctx, o.issuer, rs)
+			var chain *exchanger
+			if ordersSecret != "" {
+				md, err := p.Metadata(ctx)
+				if err != nil {
+					return err
+				}
+				chain = &exchanger{tokenURL: md.TokenEndpoint, clientID: ordersAPIClient, secret: ordersSecret,
+					inventory: inventoryResource(rs.Identifier), client: &http.Client{Timeout: 10 * time.Second}}
+			}
+			h, err := resourceServer(ctx, o.issuer, rs, chain, "http://"+rsLn.Addr().String())
 			if err != nil {
 				return err
 			}
@@ -166,6 +180,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	printWelcome(stdout, p, setup, demoSecret, rsURL)
+	if rsURL != "" && ordersSecret != "" {
+		chainWelcome(stdout, rsURL)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -246,13 +263,15 @@ func loadOrCreateSecret(path string, n int) ([]byte, error) {
 	return s, nil
 }
 
-// demoSetup is the built-in configuration: the demo resource server and a client for it.
-func demoSetup(o options, secret string) *provider.Setup {
+// demoSetup is the built-in configuration: the demo resource server B and a client for it;
+// with the demo resource server running, also service C (inventory) and B's own client
+// (orders-api), which exchanges the tokens B receives for tokens for C.
+func demoSetup(o options, secret, ordersSecret string) *provider.Setup {
 	rs := "http://" + o.rsAddr + "/"
 	if o.rsAddr == "" {
 		rs = "https://api.example.com/"
 	}
-	return &provider.Setup{
+	s := &provider.Setup{
 		ResourceServers: []provider.SetupResource{{
 			Identifier: rs, Name: "demo resource server",
 			Scopes: []string{"orders:read", "orders:write"}, AccessTokenTTL: "10m",
@@ -264,6 +283,19 @@ func demoSetup(o options, secret string) *provider.Setup {
 			Scopes: []string{"orders:read", "orders:write"}, Resources: []string{rs},
 		}},
 	}
+	if o.rsAddr != "" {
+		inv := inventoryResource(rs)
+		s.ResourceServers = append(s.ResourceServers, provider.SetupResource{
+			Identifier: inv, Name: "demo inventory (service C)", Scopes: []string{"orders:read"},
+			AccessTokenTTL: "5m", SigningAlg: "ES256",
+		})
+		s.Clients = append(s.Clients, provider.SetupClient{
+			ClientID: ordersAPIClient, ClientSecret: ordersSecret, Name: "the demo resource server's own identity",
+			GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"},
+			Scopes:     []string{"orders:read"}, Resources: []string{inv}, Serves: []string{rs},
+		})
+	}
+	return s
 }
 
 // algorithmsOf lists RS256 (the default, which every resource server supports) and every
@@ -308,8 +340,9 @@ func demoLogin() provider.Authenticator {
 }
 
 // resourceServer is service B: it validates access tokens on its own, from the issuer's
-// metadata and keys, for its own identifier only.
-func resourceServer(ctx context.Context, issuer string, rs provider.SetupResource) (http.Handler, error) {
+// metadata and keys, for its own identifier only. With chain set it also plays service C at
+// /inventory/ and calls it from /orders/stock on behalf of its caller (base is its own URL).
+func resourceServer(ctx context.Context, issuer string, rs provider.SetupResource, chain *exchanger, base string) (http.Handler, error) {
 	v, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: rs.Identifier})
 	if err != nil {
 		return nil, fmt.Errorf("demo resource server: %w", err)
@@ -320,6 +353,14 @@ func resourceServer(ctx context.Context, issuer string, rs provider.SetupResourc
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"orders":[],"caller":%q,"client_id":%q,"scope":%q}`+"\n", c.Subject, c.ClientID, c.Scope)
 	}))))
+	if chain != nil {
+		inv, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: chain.inventory})
+		if err != nil {
+			return nil, fmt.Errorf("demo inventory: %w", err)
+		}
+		mux.Handle(inventoryPath+"stock", inventoryHandler(inv))
+		mux.Handle("/orders/stock", v.Middleware(v.RequireScope(firstScope(rs))(stockHandler(chain, base+inventoryPath+"stock"))))
+	}
 	return mux, nil
 }
 

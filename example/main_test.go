@@ -464,6 +464,37 @@ func testDefaultDemo(t *testing.T, bin string) {
 	if wa := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(wa, `error="invalid_token"`) {
 		t.Fatalf("GET /orders with a forged token: %d, WWW-Authenticate %q", resp.StatusCode, wa)
 	}
+
+	// B calls C on behalf of the caller: C sees the caller in sub and B in act.sub.
+	if !strings.Contains(e.stdout.String(), "/orders/stock") {
+		t.Fatalf("the token-exchange demo is not printed:\n%s", e.stdout.String())
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.rsAddr+"/orders/stock", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = (&http.Client{Timeout: httpTimeout}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var seen struct {
+		Sub      string `json:"sub"`
+		ClientID string `json:"client_id"`
+		Act      struct {
+			Sub string `json:"sub"`
+		} `json:"act"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&seen); resp.StatusCode != http.StatusOK || err != nil ||
+		seen.Sub != "demo-client" || seen.ClientID != "orders-api" || seen.Act.Sub != "orders-api" {
+		t.Fatalf("GET /orders/stock: %d %+v %v", resp.StatusCode, seen, err)
+	}
+	// C accepts only tokens for C: the caller's own token is refused there.
+	req, _ = http.NewRequest(http.MethodGet, "http://"+e.rsAddr+"/inventory/stock", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if resp, err := (&http.Client{Timeout: httpTimeout}).Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("B's token at C: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 // signer is a key that signs RFC 7523 assertions.
