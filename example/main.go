@@ -14,14 +14,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/provider"
-	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/storage/gormstore"
 	"github.com/mandate-dev/mandate/strategy/verify"
 )
@@ -114,18 +112,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	defer store.Close()
-	stored, err := store.ResourceServers(ctx)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-
 	p, err := provider.New(ctx, provider.Config{
-		Issuer:            o.issuer,
-		SigningAlgorithms: algorithmsOf(setup, stored),
-		Secret:            secret,
-		Storage:           store,
-		Authenticator:     demoLogin(),
-		Logger:            logger,
+		Issuer:        o.issuer,
+		Secret:        secret,
+		Storage:       store,
+		Authenticator: demoLogin(),
+		Logger:        logger,
 
 		StatelessAccessTokens: o.stateless,
 	})
@@ -296,26 +288,6 @@ func demoSetup(o options, secret, ordersSecret string) *provider.Setup {
 		})
 	}
 	return s
-}
-
-// algorithmsOf lists RS256 (the default, which every resource server supports) and every
-// algorithm a declared resource server asks for, so that a key exists for each. Resource servers
-// stored by an earlier start count too: Apply leaves those the setup no longer names in place,
-// and without a key for their algorithm their token requests would fail with server_error.
-func algorithmsOf(s *provider.Setup, stored []storage.ResourceServer) []string {
-	algs := []string{"RS256"}
-	add := func(alg string) {
-		if alg != "" && !slices.Contains(algs, alg) {
-			algs = append(algs, alg)
-		}
-	}
-	for _, rs := range s.ResourceServers {
-		add(rs.SigningAlg)
-	}
-	for _, rs := range stored {
-		add(rs.SigningAlg)
-	}
-	return algs
 }
 
 // defaultResource is the resource server the demo resource server plays.

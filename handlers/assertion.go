@@ -44,13 +44,6 @@ const (
 	MaxNoJTILifetime = 5 * time.Minute
 )
 
-// AssertionAlgorithms are the JWS algorithms assertions may be signed with: asymmetric only.
-// none and HS256/384/512 are never accepted — an HMAC "signature" keyed with a public key's
-// bytes would otherwise verify.
-func AssertionAlgorithms() []jose.SignatureAlgorithm {
-	return []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
-}
-
 // AssertionError is an assertion refused for a reason the caller may tell the client: the
 // token endpoint answers it with invalid_grant (RFC 7523 §3.1) or invalid_client (§3.2).
 // Reason never names a key the server knows.
@@ -102,7 +95,7 @@ func (a *Assertion) Claim(name string, v any) (bool, error) {
 // ParseAssertion parses a compact JWS assertion (RFC 7523 §3): at most [MaxAssertionSize]
 // bytes, three segments in canonical base64url ([strict.Segment]: one signed content has one
 // encoding, so that a replay key derived from it cannot be dodged by re-encoding), one
-// signature, alg among [AssertionAlgorithms], and none of the header parameters jku, x5u, jwk,
+// signature, alg among [verify.DefaultAlgorithms] (asymmetric only: none and HS256/384/512 are never accepted — an HMAC "signature" keyed with a public key's bytes would otherwise verify), and none of the header parameters jku, x5u, jwk,
 // x5c or crit — keys come only from what the server registered, nothing an assertion names is
 // ever fetched or trusted. Header and claims are decoded strictly ([strict.Check]): a member
 // given twice, or a registered name in another case ({"sub":"user","Sub":"admin"}), is refused.
@@ -141,11 +134,11 @@ func ParseAssertion(raw string) (*Assertion, error) {
 		// RFC 9068 §4: an access token must not be mistaken for another kind of JWT.
 		return nil, reject("an access token is not an assertion")
 	}
-	jws, err := jose.ParseSignedCompact(raw, AssertionAlgorithms())
+	jws, err := jose.ParseSignedCompact(raw, verify.DefaultAlgorithms())
 	if err != nil {
 		var alg *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &alg) {
-			return nil, reject("the algorithm %q is not accepted (RS256, PS256, ES256, ES384, EdDSA)", strict.Echo(string(alg.Got)))
+			return nil, reject("the algorithm %q is not accepted (%s)", strict.Echo(string(alg.Got)), verify.AlgorithmNames())
 		}
 		return nil, reject("the assertion is not a valid compact JWS")
 	}

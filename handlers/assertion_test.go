@@ -24,6 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 const (
@@ -250,7 +251,7 @@ func TestKeyUse(t *testing.T) {
 func TestAlgorithms(t *testing.T) {
 	now := time.Now()
 	rules := AssertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
-	for _, alg := range AssertionAlgorithms() {
+	for _, alg := range verify.DefaultAlgorithms() {
 		t.Run(string(alg), func(t *testing.T) {
 			k := newKey(t, alg, "k-"+string(alg))
 			ks, err := (&KeySets{}).For(context.Background(), k.set(), "")

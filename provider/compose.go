@@ -53,6 +53,9 @@ func (p *Provider) compose() error {
 		return err
 	}
 	tokens := &accessTokens{JWT: jwt, defaultTTL: cfg.AccessTokenTTL}
+	if _, rotating := p.keys.(*strategy.RotatingKeys); rotating {
+		tokens.ensure = p.ensureKey
+	}
 	store := &fositeStore{TokenStore: p.store, clients: p.store, jtis: p.store, now: cfg.Now, stateless: cfg.StatelessAccessTokens}
 	p.tokens, p.fstore = tokens, store
 
@@ -172,6 +175,8 @@ type tokenTarget struct {
 type accessTokens struct {
 	*strategy.JWT
 	defaultTTL time.Duration
+	// ensure creates a key for an algorithm (Provider.ensureKey); nil with fixed keys.
+	ensure func(ctx context.Context, alg string) error
 }
 
 var _ oauth2.CoreStrategy = (*accessTokens)(nil)
@@ -202,7 +207,7 @@ func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenT
 	if ttl <= 0 {
 		ttl = a.defaultTTL
 	}
-	m, err := a.JWT.Mint(ctx, req, strategy.Policy{
+	policy := strategy.Policy{
 		Audience:   t.rs.Identifier,
 		Scopes:     scopes,
 		TTL:        ttl,
@@ -210,7 +215,16 @@ func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenT
 		Encryption: t.rs.Encryption,
 		Act:        t.act,
 		NotAfter:   t.notAfter,
-	})
+	}
+	m, err := a.JWT.Mint(ctx, req, policy)
+	if errors.Is(err, strategy.ErrNoSigningKey) && a.ensure != nil {
+		// A resource server saved with an algorithm no key signs with yet (through Store(),
+		// not Apply): the built-in keys create one, once.
+		if eerr := a.ensure(ctx, t.rs.SigningAlg); eerr != nil {
+			return m, errors.Join(err, eerr)
+		}
+		m, err = a.JWT.Mint(ctx, req, policy)
+	}
 	if err != nil {
 		return m, err
 	}

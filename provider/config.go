@@ -14,6 +14,7 @@ import (
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
+	"github.com/mandate-dev/mandate/strategy/verify"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
@@ -243,7 +244,7 @@ func (c Config) validate() error {
 	}
 	for _, alg := range c.SigningAlgorithms {
 		if !supportedAlg(alg) {
-			errs = append(errs, fmt.Errorf("provider: SigningAlgorithms: %q is not supported (RS256, PS256, ES256, ES384, EdDSA)", alg))
+			errs = append(errs, fmt.Errorf("provider: SigningAlgorithms: %q is not supported (%s)", alg, verify.AlgorithmNames()))
 		}
 	}
 	for name, d := range map[string]time.Duration{"AccessTokenTTL": c.AccessTokenTTL, "RefreshTokenTTL": c.RefreshTokenTTL, "AuthorizeCodeTTL": c.AuthorizeCodeTTL} {
@@ -325,14 +326,8 @@ func ParseIssuer(issuer string) (*url.URL, error) {
 	return u, nil
 }
 
-// supportedAlg reports the JWS algorithms mandate signs access tokens with: asymmetric only.
-func supportedAlg(alg string) bool {
-	switch alg {
-	case "RS256", "PS256", "ES256", "ES384", "EdDSA":
-		return true
-	}
-	return false
-}
+// supportedAlg reports the JWS algorithms mandate signs access tokens with ([strategy.Supported]).
+func supportedAlg(alg string) bool { return strategy.Supported(alg) }
 
 // isLoopback is the one loopback rule ([strict.LoopbackHost]).
 func isLoopback(host string) bool { return strict.LoopbackHost(host) }

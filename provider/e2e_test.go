@@ -2,6 +2,8 @@ package provider_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -15,11 +17,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/mandate-dev/mandate/provider"
+	"github.com/mandate-dev/mandate/strategy"
 )
 
 func TestClientCredentialsWithXOAuth2(t *testing.T) {
@@ -571,14 +575,28 @@ func TestMountOnRouters(t *testing.T) {
 
 func TestApplyRefusesPoliciesTheProviderCannotIssue(t *testing.T) {
 	st := newStore(t)
-	p, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example", Secret: testSecret(t), Storage: st, SigningAlgorithms: []string{"EdDSA"}})
+	// Fixed keys (Config.Keys) cannot grow: a resource server naming another algorithm is refused.
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := strategy.NewSigningKey("ed-1", jose.EdDSA, ed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := strategy.StaticKeys(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example", Secret: testSecret(t), Storage: st, Keys: keys, Rotation: provider.Rotation{Retention: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	for _, tc := range []struct{ setup, field string }{
 		{`{"resource_servers":[{"identifier":"https://a.example/","scopes":["x"],"signing_alg":"ES256"}]}`, "resource_servers[0].signing_alg"},
-		{`{"resource_servers":[{"identifier":"https://a.example/","scopes":["x"]},{"identifier":"https://b.example/","scopes":["x"],"access_token_ttl":"24h","signing_alg":"EdDSA"}]}`, ""},
+		{`{"resource_servers":[{"identifier":"https://a.example/","scopes":["x"],"access_token_ttl":"2h"}]}`, "resource_servers[0].access_token_ttl"},
+		{`{"resource_servers":[{"identifier":"https://a.example/","scopes":["x"]},{"identifier":"https://b.example/","scopes":["x"],"access_token_ttl":"1h","signing_alg":"EdDSA"}]}`, ""},
 	} {
 		s, err := provider.ParseSetup([]byte(tc.setup))
 		if err != nil {

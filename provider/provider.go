@@ -19,6 +19,7 @@ import (
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // Provider is an OAuth 2.0 authorization server. It is an http.Handler that serves the paths
@@ -250,7 +251,7 @@ func (p *Provider) Close() error {
 // Metadata returns the RFC 8414 metadata document. scopes_supported lists the scopes of every
 // registered resource server. Clients authenticate at the token, introspection and revocation
 // endpoints with a secret or with private_key_jwt (RFC 7523 §2.2, signed with one of
-// AssertionAlgorithms); the jwt-bearer grant (RFC 7523 §2.1) is listed with the others.
+// verify.DefaultAlgorithms); the jwt-bearer grant (RFC 7523 §2.1) is listed with the others.
 func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 	rss, err := p.store.ResourceServers(ctx)
 	if err != nil {
@@ -266,7 +267,7 @@ func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 	}
 	clientAuth := []string{storage.AuthMethodSecretBasic, storage.AuthMethodSecretPost, storage.AuthMethodPrivateKeyJWT}
 	var algs []string
-	for _, a := range handlers.AssertionAlgorithms() {
+	for _, a := range verify.DefaultAlgorithms() {
 		algs = append(algs, string(a))
 	}
 	return &handlers.Metadata{

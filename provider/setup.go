@@ -19,6 +19,7 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
@@ -247,7 +248,7 @@ func (s *Setup) validate() error {
 			}
 		}
 		if rs.SigningAlg != "" && !supportedAlg(rs.SigningAlg) {
-			bad(f+".signing_alg", "%q is not supported (RS256, PS256, ES256, ES384, EdDSA)", rs.SigningAlg)
+			bad(f+".signing_alg", "%q is not supported (%s)", rs.SigningAlg, verify.AlgorithmNames())
 		}
 		if k := rs.EncryptionKey; k != nil && (!k.IsPublic() || !k.Valid() || k.Use == "sig") {
 			bad(f+".encryption_key", "must be a valid public key for encryption")
@@ -307,7 +308,7 @@ func (s *Setup) validate() error {
 			bad(f+".token_endpoint_auth_method", "%q is not supported (client_secret_basic, client_secret_post, private_key_jwt, none)", method)
 		}
 		if a := c.TokenEndpointAuthSigningAlg; a != "" && !supportedAlg(a) {
-			bad(f+".token_endpoint_auth_signing_alg", "%q is not supported (RS256, PS256, ES256, ES384, EdDSA)", a)
+			bad(f+".token_endpoint_auth_signing_alg", "%q is not supported (%s)", a, verify.AlgorithmNames())
 		}
 		if c.JWKS != nil && c.JWKSURI != "" {
 			bad(f+".jwks_uri", "give jwks or jwks_uri, not both")
@@ -457,7 +458,7 @@ func checkKeySet(bad func(string, string, ...any), field string, set *jose.JSONW
 		case k.Use == "enc":
 			bad(f, "has use \"enc\"; signing keys only")
 		case k.Algorithm != "" && !supportedAlg(k.Algorithm):
-			bad(f+".alg", "%q is not supported (RS256, PS256, ES256, ES384, EdDSA)", k.Algorithm)
+			bad(f+".alg", "%q is not supported (%s)", k.Algorithm, verify.AlgorithmNames())
 		}
 	}
 }
@@ -489,6 +490,13 @@ func checkRedirectURI(bad func(string, string, ...any), field, v string) {
 func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 	if err := s.validate(); err != nil {
 		return err
+	}
+	// Keys for every algorithm the setup names, before its transaction: a key written inside
+	// it would be rolled back with it while this instance already signs with it.
+	for i, r := range s.ResourceServers {
+		if err := p.ensureKey(ctx, r.SigningAlg); err != nil {
+			return fmt.Errorf("provider: setup: resource_servers[%d].signing_alg: %q: %w", i, r.SigningAlg, err)
+		}
 	}
 	ctx, err = p.store.BeginTX(ctx)
 	if err != nil {
@@ -558,14 +566,23 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 	return nil
 }
 
-// checkResourcePolicy refuses a resource server this provider could not issue tokens for: an
-// algorithm it has no key for, or a lifetime longer than retired keys stay published.
-func (p *Provider) checkResourcePolicy(ctx context.Context, field string, r SetupResource) error {
-	if r.SigningAlg != "" {
-		if _, err := p.keys.SigningKey(ctx, r.SigningAlg); err != nil {
-			return fmt.Errorf("provider: setup: %s.signing_alg: %q: no signing key for it (add it to Config.SigningAlgorithms): %w", field, r.SigningAlg, err)
-		}
+// ensureKey makes sure a key signs with alg ("" is the default): the built-in rotating keys
+// create one (Ensure); fixed keys (Config.Keys) must already hold one.
+func (p *Provider) ensureKey(ctx context.Context, alg string) error {
+	if e, ok := p.keys.(interface {
+		Ensure(ctx context.Context, alg string) error
+	}); ok && alg != "" {
+		return e.Ensure(ctx, alg)
 	}
+	if _, err := p.keys.SigningKey(ctx, alg); err != nil {
+		return fmt.Errorf("no signing key for it among Config.Keys: %w", err)
+	}
+	return nil
+}
+
+// checkResourcePolicy refuses a resource server this provider could not issue tokens for: a
+// lifetime longer than retired keys stay published.
+func (p *Provider) checkResourcePolicy(ctx context.Context, field string, r SetupResource) error {
 	if r.AccessTokenTTL != "" {
 		if d, _ := time.ParseDuration(r.AccessTokenTTL); d > p.retention {
 			return fmt.Errorf("provider: setup: %s.access_token_ttl: %s is longer than key retention %s", field, d, p.retention)

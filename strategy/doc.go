@@ -27,6 +27,8 @@
 //     [RotationConfig.Retention] after it stopped signing. Several instances sharing one
 //     store agree on the keys through the store's compare-and-swap.
 //
-// Only asymmetric algorithms are ever used (RS256, RS384, RS512, PS256, PS384, PS512, ES256,
-// ES384, ES512, EdDSA); "none" and HMAC-signed access tokens are never emitted nor accepted.
+// Only asymmetric algorithms are ever used: RS256, PS256, ES256, ES384 and EdDSA ([Algorithms],
+// the same list as verify.DefaultAlgorithms); "none" and HMAC-signed access tokens are never
+// emitted nor accepted. [RotatingKeys.Ensure] adds an algorithm at run time: the provider calls
+// it for every resource server's signing_alg.
 package strategy

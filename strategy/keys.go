@@ -25,6 +25,8 @@ import (
 	"github.com/go-jose/go-jose/v4/cryptosigner"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // ErrNoSigningKey reports that a [KeySource] has no key for the requested algorithm.
@@ -37,18 +39,16 @@ const minRSABits = 2048
 // maxKeyFileSize bounds what LoadKeyFile reads; real key files are a few kilobytes.
 const maxKeyFileSize = 64 << 10
 
-// algorithms is every JWS algorithm mandate signs or accepts: asymmetric only, never "none"
-// and never HMAC.
-var algorithms = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512,
-	jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512,
-	jose.EdDSA,
-}
+// algorithms is every JWS algorithm mandate signs or accepts: verify.DefaultAlgorithms, the one
+// list (asymmetric only, never "none" and never HMAC). It is never modified.
+var algorithms = verify.DefaultAlgorithms()
 
-// Algorithms returns every JWS algorithm the package signs and verifies with, in a fresh slice.
-// None of them is "none" or HMAC.
+// Algorithms returns every JWS algorithm the package signs and verifies with, in a fresh slice:
+// RS256, PS256, ES256, ES384 and EdDSA ([verify.DefaultAlgorithms]).
 func Algorithms() []jose.SignatureAlgorithm { return slices.Clone(algorithms) }
+
+// Supported reports whether alg is one of [Algorithms].
+func Supported(alg string) bool { return slices.Contains(algorithms, jose.SignatureAlgorithm(alg)) }
 
 // KeySource supplies signing keys. Implementations must be safe for concurrent use and must not
 // touch a database on the signing hot path: they hold keys and their signers in memory.
@@ -310,7 +310,8 @@ func checkAlg(alg jose.SignatureAlgorithm, pub crypto.PublicKey) error {
 	return nil
 }
 
-// defaultAlg infers the algorithm of a public key: RS256, ES256, ES384, ES512 or EdDSA.
+// defaultAlg infers the algorithm of a public key: RS256, ES256, ES384 or EdDSA (a P-521 key
+// infers ES512, which checkAlg then refuses).
 func defaultAlg(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
 	switch p := pub.(type) {
 	case *rsa.PublicKey:

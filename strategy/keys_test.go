@@ -200,7 +200,7 @@ func TestLoadKeyFile(t *testing.T) {
 		{"PKCS#8 RSA", pkcs8(rsaPriv), &rsaPriv.PublicKey, jose.RS256, "", ""},
 		{"PKCS#8 P-256", pkcs8(ec256), &ec256.PublicKey, jose.ES256, "", ""},
 		{"PKCS#8 P-384", pkcs8(ec384), &ec384.PublicKey, jose.ES384, "", ""},
-		{"PKCS#8 P-521", pkcs8(ec521), &ec521.PublicKey, jose.ES512, "", ""},
+		{"PKCS#8 P-521: ES512 is not one of the algorithms", pkcs8(ec521), nil, "", "", "unsupported signing algorithm \"ES512\""},
 		{"PKCS#8 Ed25519", pkcs8(ed), ed.Public(), jose.EdDSA, "", ""},
 		{"PKCS#1 RSA", pemBytes("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaPriv)), &rsaPriv.PublicKey, jose.RS256, "", ""},
 		{"SEC1 P-256", sec1(ec256), &ec256.PublicKey, jose.ES256, "", ""},

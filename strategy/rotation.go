@@ -24,6 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // Defaults of [RotationConfig].
@@ -64,8 +65,10 @@ type RotationConfig struct {
 	// (AES-256-GCM) before they reach the store. Every instance needs the same one. Required.
 	KEK []byte
 	// Algorithms are the JWS algorithms to keep keys for, each with its own life cycle; the
-	// first is the default. Default ["RS256"]. Any of RS256, RS384, RS512, PS256, PS384,
-	// PS512 (RSA 2048), ES256, ES384, ES512, EdDSA (Ed25519).
+	// first is the default. Default ["RS256"]. Any of [Algorithms]: RS256, PS256 (RSA 2048),
+	// ES256, ES384, EdDSA (Ed25519). Algorithms whose keys are already in the store are kept
+	// too, and [RotatingKeys.Ensure] adds one at run time: instances of a cluster may list
+	// different ones, and none retires another's.
 	Algorithms []string
 	// Period is how long a key signs before the next one takes over. Default [DefaultPeriod].
 	Period time.Duration
@@ -174,7 +177,7 @@ func NewRotatingKeys(ctx context.Context, cfg RotationConfig) (*RotatingKeys, er
 		r.algs = []string{string(jose.RS256)}
 	}
 	for i, a := range r.algs {
-		if !slices.Contains(algorithms, jose.SignatureAlgorithm(a)) {
+		if !Supported(a) {
 			return nil, fmt.Errorf("strategy: RotationConfig.Algorithms[%d]: unsupported algorithm %q", i, a)
 		}
 		if slices.Index(r.algs, a) != i {
@@ -319,6 +322,8 @@ func (r *RotatingKeys) Run(ctx context.Context) {
 
 // due reports whether Rotate would change keys at now.
 func (r *RotatingKeys) due(keys []storage.Key, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	_, changed, err := r.advance(keys, now, func(string, time.Time) (storage.Key, error) {
 		return storage.Key{}, errDue
 	})
@@ -328,28 +333,21 @@ func (r *RotatingKeys) due(keys []storage.Key, now time.Time) bool {
 // advance is the rotation state machine: it returns the key set as it should be at now, and
 // whether that differs from keys. gen creates a key.
 func (r *RotatingKeys) advance(keys []storage.Key, now time.Time, gen func(alg string, now time.Time) (storage.Key, error)) ([]storage.Key, bool, error) {
-	out := make([]storage.Key, 0, len(keys)+2*len(r.algs))
+	algs := r.keptFor(keys)
+	out := make([]storage.Key, 0, len(keys)+2*len(algs))
 	changed := false
 	retire := func(k *storage.Key) {
 		k.State, k.RetiredAt, k.RemoveAt = storage.KeyRetired, now, now.Add(r.retention)
 		changed = true
 	}
 	for _, k := range keys {
-		switch {
-		case k.State == storage.KeyRetired && !now.Before(k.RemoveAt):
+		if k.State == storage.KeyRetired && !now.Before(k.RemoveAt) {
 			changed = true // its tokens have expired
 			continue
-		case k.State == storage.KeyNext && !slices.Contains(r.algs, k.Algorithm):
-			changed = true // never signed: drop at once
-			continue
 		}
-		k = k.Clone()
-		if k.State == storage.KeyCurrent && !slices.Contains(r.algs, k.Algorithm) {
-			retire(&k)
-		}
-		out = append(out, k)
+		out = append(out, k.Clone())
 	}
-	for _, alg := range r.algs {
+	for _, alg := range algs {
 		cur, next := -1, -1
 		for i := range out {
 			if out[i].Algorithm != alg {
@@ -403,6 +401,37 @@ func (r *RotatingKeys) advance(keys []storage.Key, now time.Time, gen func(alg s
 		}
 	}
 	return out, changed, nil
+}
+
+// keptFor returns the algorithms keys are kept for: the configured ones (and those added by
+// Ensure), then every other supported algorithm of a current or next key in keys.
+func (r *RotatingKeys) keptFor(keys []storage.Key) []string {
+	algs := slices.Clone(r.algs)
+	for _, k := range keys {
+		if (k.State == storage.KeyCurrent || k.State == storage.KeyNext) && Supported(k.Algorithm) && !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
+	return algs
+}
+
+// Ensure makes alg one of the algorithms keys are kept for, and creates its keys now (in the
+// store every instance shares) if it has none. The provider calls it for the algorithm of every
+// resource server it applies, and when a token is asked for with an algorithm it has no key
+// for. An unsupported alg is an error.
+func (r *RotatingKeys) Ensure(ctx context.Context, alg string) error {
+	if !Supported(alg) {
+		return fmt.Errorf("strategy: unsupported algorithm %q (%s)", alg, verify.AlgorithmNames())
+	}
+	r.mu.Lock()
+	if !slices.Contains(r.algs, alg) {
+		r.algs = append(r.algs, alg)
+	}
+	r.mu.Unlock()
+	if a := r.active.Load().byAlg[alg]; a != nil && a.current != nil {
+		return nil
+	}
+	return r.Rotate(ctx)
 }
 
 func later(a, b time.Time) time.Time {

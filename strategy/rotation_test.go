@@ -485,23 +485,50 @@ func TestRotationConfig(t *testing.T) {
 		}
 	})
 
-	t.Run("algorithm removed from the configuration", func(t *testing.T) {
+	t.Run("an algorithm another instance keeps is not retired", func(t *testing.T) {
 		clock := newClock()
 		store := &memKeyStore{}
 		newRotating(t, store, clock, func(c *RotationConfig) { c.Algorithms = []string{"ES256", "EdDSA"} })
 		r := newRotating(t, store, clock) // ES256 only
-		keys, _ := store.snapshot()
-		var ed []storage.Key
-		for _, k := range keys {
-			if k.Algorithm == "EdDSA" {
-				ed = append(ed, k)
-			}
+		clock.Advance(DefaultPeriod + time.Hour)
+		if err := r.Rotate(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-		if len(ed) != 1 || ed[0].State != storage.KeyRetired {
-			t.Fatalf("EdDSA keys after removal: %+v", stateOf(ed))
+		if k, err := r.SigningKey(context.Background(), "EdDSA"); err != nil || k.Algorithm != jose.EdDSA {
+			t.Fatalf("EdDSA after a rotation by an instance that does not list it: %v %v", k, err)
 		}
-		if pub, _ := r.PublicKeys(context.Background()); !slices.Contains(kids(pub), ed[0].ID) {
-			t.Error("the retired EdDSA key is not published during Retention")
+	})
+
+	t.Run("Ensure adds an algorithm at run time, for every instance", func(t *testing.T) {
+		clock := newClock()
+		store := &memKeyStore{}
+		r1 := newRotating(t, store, clock) // ES256
+		r2 := newRotating(t, store, clock)
+		ctx := context.Background()
+		if _, err := r1.SigningKey(ctx, "PS256"); !errors.Is(err, ErrNoSigningKey) {
+			t.Fatalf("PS256 before Ensure: %v", err)
+		}
+		if err := r1.Ensure(ctx, "PS256"); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := r1.SigningKey(ctx, "PS256"); err != nil || k.Algorithm != jose.PS256 {
+			t.Fatalf("PS256 after Ensure: %v %v", k, err)
+		}
+		_, writes := store.snapshot()
+		if err := r1.Ensure(ctx, "PS256"); err != nil {
+			t.Fatal(err)
+		}
+		if _, w := store.snapshot(); w != writes {
+			t.Error("a second Ensure wrote the store again")
+		}
+		if err := r2.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := r2.SigningKey(ctx, "PS256"); err != nil || k.Algorithm != jose.PS256 {
+			t.Fatalf("the other instance: %v %v", k, err)
+		}
+		if err := r1.Ensure(ctx, "HS256"); err == nil {
+			t.Fatal("Ensure(HS256) accepted")
 		}
 	})
 }

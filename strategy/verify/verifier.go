@@ -40,9 +40,23 @@ const (
 )
 
 // DefaultAlgorithms returns the signature algorithms a zero [Config.Algorithms] allows: the
-// asymmetric ones in common use. RS256 is the one RFC 9068 §2.1 makes mandatory.
+// asymmetric ones in common use. RS256 is the one RFC 9068 §2.1 makes mandatory. They are also
+// every algorithm mandate's authorization server signs with and accepts in assertions: this is
+// the one list.
 func DefaultAlgorithms() []jose.SignatureAlgorithm {
 	return []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
+}
+
+// AlgorithmNames is [DefaultAlgorithms] as a comma-separated list, for messages.
+func AlgorithmNames() string {
+	var b strings.Builder
+	for i, a := range DefaultAlgorithms() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(a))
+	}
+	return b.String()
 }
 
 // Config configures a [Verifier]. Issuer and Audience are required; every other field has a
