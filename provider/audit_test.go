@@ -317,7 +317,6 @@ func TestAuditSetupErrors(t *testing.T) {
 	cases := []struct{ doc, want string }{
 		{`{"clients":[` + cc("") + `,` + cc("") + `]}`, "clients[1].client_id: duplicate"},
 		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/k","scopes":[],"resources":[]},{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/k","scopes":[],"resources":[]}]}`, "trusted_issuers[1]: duplicate"},
-		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/k","scopes":[],"resources":["https://zz/"]}]}`, "trusted_issuers[0].resources[0]"},
 		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","allow_any_subject":true,"scopes":[],"resources":[]}]}`, "trusted_issuers[0].subject"},
 		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/k","scopes":[],"resources":[],"max_assertion_lifetime":"48h"}]}`, "trusted_issuers[0].max_assertion_lifetime"},
 		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","scopes":[],"resources":[]}]}`, "trusted_issuers[0].jwks: a trust needs jwks or jwks_uri"},

@@ -2,8 +2,10 @@ package provider_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -26,17 +28,17 @@ func FuzzParseSetup(f *testing.F) {
 			}
 			return
 		}
-		// Whatever parses is internally consistent: every client resource is declared.
-		declared := map[string]bool{}
-		for _, rs := range s.ResourceServers {
-			declared[rs.Identifier] = true
+		// Whatever parses re-encodes to a document that parses to the same setup.
+		again, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, c := range s.Clients {
-			for _, r := range c.Resources {
-				if !declared[r] {
-					t.Fatalf("client %q references undeclared %q", c.ClientID, r)
-				}
-			}
+		s2, err := provider.ParseSetup(again)
+		if err != nil {
+			t.Fatalf("a parsed setup does not parse again: %v\n%s", err, again)
+		}
+		if !reflect.DeepEqual(s, s2) {
+			t.Fatalf("round trip changed the setup:\n%+v\n%+v", s, s2)
 		}
 	})
 }

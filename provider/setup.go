@@ -24,9 +24,10 @@ import (
 )
 
 // Setup is a declarative configuration: resource servers, clients and RFC 7523 trusts, as an
-// application keeps them in a JSON file. [ParseSetup] validates it completely; [Provider.Apply]
-// creates or updates every entry (entries absent from the file are left alone), so it can run on
-// every start.
+// application keeps them in a JSON file. [ParseSetup] validates the file on its own;
+// [Provider.Apply] checks what needs the provider (the issuer, resource servers the file names
+// without declaring them, which must be stored) and creates or updates every entry (entries
+// absent from the file are left alone), so it can run on every start.
 //
 //	{
 //	  "issuer": "https://auth.example.com",
@@ -116,10 +117,11 @@ func LoadSetup(path string) (*Setup, error) {
 	return s, nil
 }
 
-// ParseSetup decodes and validates a setup document. Unknown fields, malformed URIs, unknown
-// algorithms or grant types, duplicate identifiers, references to undeclared resource servers
-// and inconsistent client authentication are errors whose message names the field, e.g.
-// `clients[1].redirect_uris[0]: …`.
+// ParseSetup decodes and validates a setup document. Unknown or repeated fields, malformed URIs,
+// unknown algorithms or grant types, duplicate identifiers and inconsistent client
+// authentication are errors whose message names the field, e.g. `clients[1].redirect_uris[0]: …`.
+// References to resource servers the document does not declare are checked by
+// [Provider.Apply], against the store.
 func ParseSetup(data []byte) (*Setup, error) {
 	if len(data) > maxSetupBytes {
 		return nil, fmt.Errorf("provider: setup: larger than %d bytes", maxSetupBytes)
@@ -141,7 +143,7 @@ func ParseSetup(data []byte) (*Setup, error) {
 	if err := strict.Check(data, &s); err != nil {
 		return nil, fmt.Errorf("provider: setup: %w", err)
 	}
-	if err := s.validate(); err != nil {
+	if err := s.validate(nil); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -220,7 +222,10 @@ func jsonKind(t reflect.Type) string {
 	return "an object"
 }
 
-func (s *Setup) validate() error {
+// validate checks the setup on its own. Whether a referenced resource server exists is asked
+// of stored (nil: not checked here, as ParseSetup cannot see the store): a setup may name
+// resource servers it does not declare, if they are stored already.
+func (s *Setup) validate(stored func(identifier string) bool) error {
 	var errs []error
 	bad := func(field string, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("provider: setup: %s: %s", field, fmt.Sprintf(format, args...)))
@@ -231,6 +236,20 @@ func (s *Setup) validate() error {
 		}
 	}
 	resources := map[string]bool{}
+	// unknown reports a reference to a resource server that is neither declared nor stored
+	// (the store is asked only when stored is given; a near miss of a declared one — the same
+	// but for a trailing slash — is refused at once: resource identifiers match exactly).
+	unknown := func(r string) bool {
+		if resources[r] {
+			return false
+		}
+		for d := range resources {
+			if strings.TrimSuffix(d, "/") == strings.TrimSuffix(r, "/") {
+				return true
+			}
+		}
+		return stored != nil && !stored(r)
+	}
 	defaults := 0
 	for i, rs := range s.ResourceServers {
 		f := fmt.Sprintf("resource_servers[%d]", i)
@@ -340,13 +359,13 @@ func (s *Setup) validate() error {
 		}
 		checkScopes(bad, f+".scopes", c.Scopes)
 		for j, r := range c.Resources {
-			if !resources[r] {
-				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is not a declared resource server", r)
+			if unknown(r) {
+				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is neither declared nor stored as a resource server", r)
 			}
 		}
 		for j, r := range c.Serves {
-			if !resources[r] {
-				bad(fmt.Sprintf("%s.serves[%d]", f, j), "%q is not a declared resource server", r)
+			if unknown(r) {
+				bad(fmt.Sprintf("%s.serves[%d]", f, j), "%q is neither declared nor stored as a resource server", r)
 			}
 		}
 		if (len(c.Serves) > 0 || c.IntrospectAll) && (c.Public || c.authMethod() == storage.AuthMethodNone) {
@@ -377,8 +396,8 @@ func (s *Setup) validate() error {
 		checkHTTPSURL(bad, f+".jwks_uri", t.JWKSURI)
 		checkScopes(bad, f+".scopes", t.Scopes)
 		for j, r := range t.Resources {
-			if !resources[r] {
-				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is not a declared resource server", r)
+			if unknown(r) {
+				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is neither declared nor stored as a resource server", r)
 			}
 		}
 		if t.ExpiresAt != "" {
@@ -486,10 +505,23 @@ func checkRedirectURI(bad func(string, string, ...any), field, v string) {
 }
 
 // Apply creates or updates every resource server, client and trust of s in the provider's
-// storage, in one transaction: on error nothing is written.
+// storage, in one transaction: on error nothing is written. A setup for another issuer
+// (Setup.Issuer set and not this provider's) is refused; a resource server named but not
+// declared must be stored already; every signing_alg gets its keys (the built-in rotating
+// keys create them; fixed Config.Keys must hold one).
 func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
-	if err := s.validate(); err != nil {
-		return err
+	if s.Issuer != "" && s.Issuer != p.issuer {
+		return fmt.Errorf("provider: setup: issuer %q is not this provider's issuer %q: the file is for another server", s.Issuer, p.issuer)
+	}
+	var lookupErr error
+	if err := s.validate(func(id string) bool {
+		_, err := p.store.ResourceServer(ctx, id)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			lookupErr = err
+		}
+		return err == nil
+	}); err != nil {
+		return errors.Join(err, lookupErr)
 	}
 	// Keys for every algorithm the setup names, before its transaction: a key written inside
 	// it would be rolled back with it while this instance already signs with it.

@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -20,7 +21,6 @@ func TestParseSetupErrorsNameTheField(t *testing.T) {
 		{`{"resource_servers":[{"identifier":"https://a/","scopes":[]},{"identifier":"https://a/","scopes":[]}]}`, "resource_servers[1].identifier: duplicate"},
 		{`{"resource_servers":[{"identifier":"https://a/","scopes":[],"default":true},{"identifier":"https://b/","scopes":[],"default":true}]}`, "at most one"},
 		{`{"resource_servers":[{"identifier":"https://a/","scopes":["a b"]}]}`, "resource_servers[0].scopes[0]"},
-		{`{"clients":[{"client_id":"a","client_secret":"0123456789abcdef","grant_types":["client_credentials"],"resources":["https://zz/"]}]}`, "clients[0].resources[0]"},
 		{`{"clients":[{"client_id":"a","grant_types":["client_credentials"]}]}`, "clients[0].client_secret"},
 		{`{"clients":[{"client_id":"a","client_secret":"0123456789abcdef","grant_types":["password"]}]}`, "clients[0].grant_types[0]"},
 		{`{"clients":[{"client_id":"a","client_secret":"0123456789abcdef","grant_types":["implicit"]}]}`, "clients[0].grant_types[0]"},
@@ -42,5 +42,48 @@ func TestParseSetupErrorsNameTheField(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestApplyChecksWhatNeedsTheProvider: the issuer of the file, and resource servers a partial
+// setup names without declaring, are checked against the provider and its store.
+func TestApplyChecksWhatNeedsTheProvider(t *testing.T) {
+	as := newAS(t)
+	ctx := context.Background()
+	apply := func(doc string) error {
+		t.Helper()
+		s, err := provider.ParseSetup([]byte(doc))
+		if err != nil {
+			t.Fatalf("parse: %v", err)
+		}
+		return as.p.Apply(ctx, s)
+	}
+	// A file for another server is refused, naming both issuers.
+	err := apply(`{"issuer":"https://other.example","clients":[]}`)
+	if err == nil || !strings.Contains(err.Error(), "https://other.example") || !strings.Contains(err.Error(), as.issuer) {
+		t.Fatalf("another issuer: %v", err)
+	}
+	if err := apply(`{"issuer":"` + as.issuer + `","clients":[]}`); err != nil {
+		t.Fatalf("this issuer: %v", err)
+	}
+	// A client naming a stored resource server it does not declare: accepted.
+	client := `{"client_id":"late","client_secret":"0123456789abcdef","grant_types":["client_credentials"],"scopes":["orders:read"],"resources":["https://orders.example.com/"]}`
+	if err := apply(`{"clients":[` + client + `]}`); err != nil {
+		t.Fatalf("a partial setup naming a stored resource server: %v", err)
+	}
+	if c, err := as.store.Client(ctx, "late"); err != nil || len(c.Resources) != 1 {
+		t.Fatalf("client not applied: %v %v", c, err)
+	}
+	// One naming a resource server that is neither declared nor stored: refused, nothing written.
+	err = apply(`{"clients":[{"client_id":"ghost-user","client_secret":"0123456789abcdef","grant_types":["client_credentials"],"resources":["https://zz/"]}]}`)
+	if err == nil || !strings.Contains(err.Error(), "clients[0].resources[0]") {
+		t.Fatalf("undeclared, unstored resource: %v", err)
+	}
+	if _, err := as.store.Client(ctx, "ghost-user"); err == nil {
+		t.Fatal("a refused setup was written")
+	}
+	err = apply(`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/k","scopes":[],"resources":["https://zz/"]}]}`)
+	if err == nil || !strings.Contains(err.Error(), "trusted_issuers[0].resources[0]") {
+		t.Fatalf("a trust naming an unknown resource: %v", err)
 	}
 }
