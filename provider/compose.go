@@ -56,16 +56,12 @@ func (p *Provider) compose() error {
 	if _, rotating := p.keys.(*strategy.RotatingKeys); rotating {
 		tokens.ensure = p.ensureKey
 	}
-	store := &fositeStore{TokenStore: p.store, clients: p.store, jtis: p.store, now: cfg.Now, stateless: cfg.StatelessAccessTokens}
+	store := &fositeStore{TokenStore: p.store, clients: p.store, stateless: cfg.StatelessAccessTokens}
 	p.tokens, p.fstore = tokens, store
 
 	explicit := &oauth2.AuthorizeExplicitGrantHandler{
 		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, AuthorizeCodeStrategy: tokens,
 		CoreStorage: store, TokenRevocationStorage: store, Config: fc,
-	}
-	clientCredentials := &oauth2.ClientCredentialsGrantHandler{
-		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: tokens, AccessTokenStorage: store, Config: fc},
-		Config:       fc,
 	}
 	refresh := &oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy: tokens, RefreshTokenStrategy: tokens, TokenRevocationStorage: store, Config: fc,
@@ -90,7 +86,8 @@ func (p *Provider) compose() error {
 	p.bearer = bearer
 	fc.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{explicit, pkceHandler}
 	fc.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
-		onlyOwnGrant{explicit}, onlyOwnGrant{clientCredentials}, onlyOwnGrant{refresh}, onlyOwnGrant{pkceHandler}, bearer,
+		// client_credentials and token exchange never reach fosite (credentials.go, exchange.go).
+		onlyOwnGrant{explicit}, onlyOwnGrant{refresh}, onlyOwnGrant{pkceHandler}, bearer,
 	}
 	fc.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{
 		&oauth2.CoreValidator{CoreStrategy: tokens, CoreStorage: store, Config: fc},
@@ -232,13 +229,10 @@ func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenT
 	return m, nil
 }
 
-// fositeStore adapts storage.Store to fosite.Storage: clients come from the ClientStore, and
-// private_key_jwt assertion IDs go through the JTIStore's atomic single-use insert.
+// fositeStore adapts storage.Store to fosite.Storage: clients come from the ClientStore.
 type fositeStore struct {
 	storage.TokenStore
 	clients storage.ClientStore
-	jtis    storage.JTIStore
-	now     func() time.Time
 	// stateless: access tokens get no row (Config.StatelessAccessTokens).
 	stateless bool
 }
@@ -268,16 +262,17 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 	return c, nil
 }
 
-// ClientAssertionJWTValid implements fosite.ClientManager. The check happens atomically in
-// SetClientAssertionJWT instead, which fosite calls right after: a check here and a mark there
-// would let two concurrent uses both pass.
-func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
+// errFositeAssertion: fosite's own client-assertion path is never taken (handlers.PrivateKeyJWT
+// authenticates every request that carries a client assertion before fosite's strategy could).
+var errFositeAssertion = errors.New("provider: fosite's client-assertion path is not used")
 
-// SetClientAssertionJWT implements fosite.ClientManager as one atomic single-use insert.
-func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.jtis.UseJTI(ctx, "client_assertion:"+jti, exp)
-	if errors.Is(err, storage.ErrJTIUsed) {
-		return fosite.ErrJTIKnown
-	}
-	return err
+// ClientAssertionJWTValid implements fosite.ClientManager. It is never called (see
+// errFositeAssertion) and refuses, should that ever change.
+func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error {
+	return errFositeAssertion
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager. It is never called and refuses.
+func (s *fositeStore) SetClientAssertionJWT(context.Context, string, time.Time) error {
+	return errFositeAssertion
 }

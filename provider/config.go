@@ -118,7 +118,8 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies at every endpoint. Default 64 KiB.
 	MaxBodyBytes int64
 
-	// Logger receives operational messages (never secrets or tokens). Default: discard.
+	// Logger receives operational messages (never secrets or tokens): server errors with their
+	// cause, outages. Default slog.Default(), the application's own default logger.
 	Logger *slog.Logger
 
 	// Now is the clock. Default time.Now.
@@ -225,7 +226,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBodyBytes = 64 << 10
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = slog.Default()
 	}
 	if c.Now == nil {
 		c.Now = time.Now

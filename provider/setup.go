@@ -93,9 +93,6 @@ type SetupTrust struct {
 	JTIOptional          bool                `json:"jti_optional,omitempty"`
 }
 
-// Grant types a setup may name.
-const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
 // maxSetupBytes bounds a setup file.
 const maxSetupBytes = 8 << 20
 
@@ -339,13 +336,13 @@ func (s *Setup) validate(stored func(identifier string) bool) error {
 		}
 		for j, g := range c.GrantTypes {
 			switch g {
-			case "client_credentials", GrantTypeJWTBearer, handlers.GrantTypeTokenExchange:
+			case "client_credentials", handlers.GrantTypeJWTBearer, handlers.GrantTypeTokenExchange:
 				if c.Public {
 					bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q needs a confidential client", g)
 				}
 			case "authorization_code", "refresh_token":
 			default:
-				bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q is not supported (authorization_code, refresh_token, client_credentials, %s, %s)", g, GrantTypeJWTBearer, handlers.GrantTypeTokenExchange)
+				bad(fmt.Sprintf("%s.grant_types[%d]", f, j), "%q is not supported (authorization_code, refresh_token, client_credentials, %s, %s)", g, handlers.GrantTypeJWTBearer, handlers.GrantTypeTokenExchange)
 			}
 		}
 		if c.Impersonate && !slices.Contains(c.GrantTypes, handlers.GrantTypeTokenExchange) {

@@ -19,6 +19,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
@@ -26,8 +27,10 @@ import (
 // [Policy] (none, an empty Audience or a TTL that is not positive).
 var ErrNoPolicy = errors.New("strategy: no access-token policy in context")
 
-// MaxTokenSize bounds the access tokens the strategy mints and parses, in bytes.
-const MaxTokenSize = 64 << 10
+// MaxTokenSize bounds the access tokens the strategy mints and parses, in bytes: the size the
+// resource-server verifier accepts ([verify.MaxTokenSize]), so that nothing is minted that no
+// resource server would take.
+const MaxTokenSize = verify.MaxTokenSize
 
 // TokenType is the JWS typ header of every access token
 // (https://www.rfc-editor.org/rfc/rfc9068#section-2.1), and the JWE cty of encrypted ones.

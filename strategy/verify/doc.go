@@ -9,7 +9,7 @@
 //
 //	v, err := verify.New(ctx, verify.Config{
 //		Issuer:   "https://auth.example.com",   // the authorization server
-//		Audience: "https://orders.example.com", // this service: the RFC 8707 resource
+//		Audience: "https://orders.example.com/", // this service: the RFC 8707 resource, exactly
 //	})
 //	if err != nil { … }
 //	claims, err := v.Verify(ctx, rawToken)

@@ -24,11 +24,13 @@ var (
 	// ErrSignature: the signature does not verify with the key named by kid.
 	ErrSignature = errors.New("verify: invalid signature")
 
-	// ErrIssuer: iss is not exactly [Config.Issuer].
+	// ErrIssuer: iss is not exactly [Config.Issuer]; the message names both (shortened).
 	ErrIssuer = errors.New("verify: wrong issuer")
 
 	// ErrAudience: aud does not contain [Config.Audience], or is neither a string nor an array
-	// of strings.
+	// of strings. The message names the token's (first) audience and the expected one
+	// (shortened): identifiers match exactly, so "https://a.example" is not
+	// "https://a.example/".
 	ErrAudience = errors.New("verify: wrong audience")
 
 	// ErrExpired: exp is not after now minus the leeway.

@@ -510,14 +510,19 @@ func (v *Verifier) checkClaims(data []byte) (*Claims, error) {
 		return nil, fmt.Errorf("%w: jti", ErrMissingClaim)
 	}
 	if p.Iss != v.issuer {
-		return nil, fmt.Errorf("%w: %q", ErrIssuer, strict.Echo(p.Iss))
+		return nil, fmt.Errorf("%w: the token's iss is %q, this verifier expects %q", ErrIssuer, strict.Echo(p.Iss), strict.Echo(v.issuer))
 	}
 	aud, err := decodeAudience(p.Aud)
 	if err != nil {
 		return nil, err
 	}
 	if !slices.Contains(aud, v.audience) {
-		return nil, ErrAudience
+		got := ""
+		if len(aud) > 0 {
+			got = aud[0]
+		}
+		return nil, fmt.Errorf("%w: the token's aud is %q (%d values), this resource server is %q; audiences match exactly",
+			ErrAudience, strict.Echo(got), len(aud), strict.Echo(v.audience))
 	}
 	c := &Claims{
 		Issuer:   p.Iss,
