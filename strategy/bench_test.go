@@ -52,7 +52,7 @@ func BenchmarkGenerateAccessToken(b *testing.B) {
 				b.Fatal(err)
 			}
 			j := newStrategy(b, keys, nil)
-			ctx := WithPolicy(context.Background(), testPolicy)
+			ctx := withPolicy(context.Background(), testPolicy)
 			req := newRequest(&storage.Session{}, "client_credentials")
 			b.ReportAllocs()
 			for b.Loop() {
@@ -136,7 +136,7 @@ func BenchmarkGenerateVsGoJose(b *testing.B) {
 				b.Fatal(err)
 			}
 			j := newStrategy(b, keys, nil)
-			ctx := WithPolicy(context.Background(), testPolicy)
+			ctx := withPolicy(context.Background(), testPolicy)
 			req := newRequest(&storage.Session{}, "client_credentials")
 			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key.Signer, KeyID: "k1"}},
 				(&jose.SignerOptions{}).WithType("at+jwt"))

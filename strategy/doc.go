@@ -7,9 +7,12 @@
 // a string), exp, iat, jti, client_id, scope, and auth_time, acr and amr when the user
 // authenticated. Authorization codes and refresh tokens are delegated to an HMAC strategy.
 //
-// What goes into one access token is decided before the strategy runs: the provider resolves
-// the resource server (RFC 8707) and puts a [Policy] into the context with [WithPolicy]. The
-// strategy refuses to mint without one, so no token ever leaves without an audience.
+// What goes into one access token is decided before it is minted, as a [Policy]: the resource
+// server it is for (RFC 8707), its scopes, lifetime, algorithm and, for a token exchange, its
+// act claim. [JWT.Mint] takes the policy as an argument; [JWT.GenerateAccessToken], which fosite
+// calls, asks the configured [PolicySource] (handlers.ResourcePolicy reads the request's one
+// granted audience). The strategy refuses to mint without an audience, so no token ever leaves
+// without one.
 //
 // Applications add their own claims (roles, groups, entitlements per
 // https://www.rfc-editor.org/rfc/rfc9068#section-2.2.3.1, tenant ids) with [ClaimMapper]s, which

@@ -57,7 +57,7 @@ func FuzzAccessTokenSignature(f *testing.F) {
 	key := newTestKey(f, "k1", jose.ES256)
 	keys, _ := StaticKeys(key)
 	j := newStrategy(f, keys, nil)
-	tok, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), testPolicy), newRequest(&storage.Session{}, "client_credentials"))
+	tok, _, err := j.GenerateAccessToken(withPolicy(context.Background(), testPolicy), newRequest(&storage.Session{}, "client_credentials"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -170,9 +170,26 @@ func newHMAC() oauth2.CoreStrategy {
 }
 
 // newStrategy returns a JWT strategy over keys with the given clock and mappers.
+// testPolicyKey carries a test's Policy in a context, for ctxPolicies.
+type testPolicyKey struct{}
+
+// withPolicy is how the tests hand GenerateAccessToken a policy: newStrategy's PolicySource
+// reads it from the context.
+func withPolicy(ctx context.Context, p Policy) context.Context {
+	return context.WithValue(ctx, testPolicyKey{}, p)
+}
+
+var ctxPolicies = PolicySourceFunc(func(ctx context.Context, _ fosite.Requester) (Policy, error) {
+	p, ok := ctx.Value(testPolicyKey{}).(Policy)
+	if !ok {
+		return Policy{}, ErrNoPolicy
+	}
+	return p, nil
+})
+
 func newStrategy(t testing.TB, keys KeySource, now func() time.Time, mappers ...ClaimMapper) *JWT {
 	t.Helper()
-	j, err := NewJWT(JWTConfig{Issuer: "https://as.example/oauth2", Keys: keys, HMAC: newHMAC(), ClaimMappers: mappers, Now: now})
+	j, err := NewJWT(JWTConfig{Issuer: "https://as.example/oauth2", Keys: keys, HMAC: newHMAC(), ClaimMappers: mappers, Now: now, Policies: ctxPolicies})
 	if err != nil {
 		t.Fatal(err)
 	}

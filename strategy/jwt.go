@@ -23,9 +23,9 @@ import (
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
-// ErrNoPolicy is returned by [JWT.GenerateAccessToken] when the context carries no usable
-// [Policy] (none, an empty Audience or a TTL that is not positive).
-var ErrNoPolicy = errors.New("strategy: no access-token policy in context")
+// ErrNoPolicy is returned when no usable [Policy] is at hand: no [PolicySource] configured for
+// [JWT.GenerateAccessToken], an empty Audience or a TTL that is not positive.
+var ErrNoPolicy = errors.New("strategy: no usable access-token policy")
 
 // MaxTokenSize bounds the access tokens the strategy mints and parses, in bytes: the size the
 // resource-server verifier accepts ([verify.MaxTokenSize]), so that nothing is minted that no
@@ -49,6 +49,10 @@ type JWTConfig struct {
 	ClaimMappers []ClaimMapper
 	// Users loads the application's user for [TokenRequest.User]. Optional.
 	Users Users
+	// Policies decides each token's [Policy] when fosite asks [JWT.GenerateAccessToken] for
+	// one (handlers.ResourcePolicy, for a plain fosite server). Optional: without it only
+	// [JWT.Mint], which takes the policy as an argument, mints.
+	Policies PolicySource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,13 +61,14 @@ type JWTConfig struct {
 // are RFC 9068 JWTs; authorization codes and refresh tokens are delegated to the HMAC
 // strategy. It is safe for concurrent use.
 type JWT struct {
-	issuer  string
-	iss     any // issuer, boxed once for the session's claims map
-	keys    KeySource
-	hmac    oauth2.CoreStrategy
-	mappers []ClaimMapper
-	users   Users
-	now     func() time.Time
+	issuer   string
+	iss      any // issuer, boxed once for the session's claims map
+	keys     KeySource
+	hmac     oauth2.CoreStrategy
+	mappers  []ClaimMapper
+	users    Users
+	policies PolicySource
+	now      func() time.Time
 }
 
 var _ oauth2.CoreStrategy = (*JWT)(nil)
@@ -84,12 +89,13 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		}
 	}
 	j := &JWT{
-		issuer:  cfg.Issuer,
-		keys:    cfg.Keys,
-		hmac:    cfg.HMAC,
-		mappers: slices.Clone(cfg.ClaimMappers),
-		users:   cfg.Users,
-		now:     cfg.Now,
+		issuer:   cfg.Issuer,
+		keys:     cfg.Keys,
+		hmac:     cfg.HMAC,
+		mappers:  slices.Clone(cfg.ClaimMappers),
+		users:    cfg.Users,
+		policies: cfg.Policies,
+		now:      cfg.Now,
 	}
 	if j.now == nil {
 		j.now = time.Now
@@ -124,7 +130,7 @@ type Minted struct {
 }
 
 // GenerateAccessToken implements oauth2.AccessTokenStrategy. It mints an RFC 9068 access token
-// from the [Policy] in ctx and the session (a *storage.Session):
+// from the [Policy] its [PolicySource] decides and the session (a *storage.Session):
 //
 //   - header: alg, kid, typ "at+jwt";
 //   - claims: iss, sub (the session's subject, or the client id when there is none), aud (the
@@ -139,9 +145,12 @@ type Minted struct {
 // signed token's session carries no claims, since [JWT.VerifyAccessToken] recovers them. The returned signature
 // is [JWT.AccessTokenSignature] of the token.
 func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requester) (string, string, error) {
-	p, ok := PolicyFrom(ctx)
-	if !ok {
-		return "", "", ErrNoPolicy
+	if j.policies == nil {
+		return "", "", fmt.Errorf("%w: JWTConfig.Policies is not set", ErrNoPolicy)
+	}
+	p, err := j.policies.Policy(ctx, requester)
+	if err != nil {
+		return "", "", err
 	}
 	m, err := j.Mint(ctx, requester, p)
 	if err != nil {

@@ -35,7 +35,7 @@ func TestGenerateAccessTokenClaimsAndHeader(t *testing.T) {
 	sess := &storage.Session{Subject: "alice", AuthTime: authTime, ACR: "urn:mace:incommon:iap:silver", AMR: []string{"pwd", "otp"}}
 	req := newRequest(sess, "authorization_code")
 
-	token, sig, err := j.GenerateAccessToken(WithPolicy(context.Background(), testPolicy), req)
+	token, sig, err := j.GenerateAccessToken(withPolicy(context.Background(), testPolicy), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestGenerateAccessTokenFreshIatAndJTI(t *testing.T) {
 	j := newStrategy(t, keys, clock.Now)
 	sess := &storage.Session{Subject: "alice"}
 	req := newRequest(sess, "refresh_token")
-	ctx := WithPolicy(context.Background(), testPolicy)
+	ctx := withPolicy(context.Background(), testPolicy)
 
 	seen := map[string]bool{}
 	var lastIat int64
@@ -150,7 +150,7 @@ func TestGenerateAccessTokenSubjectAndScope(t *testing.T) {
 			p := testPolicy
 			p.Scopes = tt.scopes
 			sess := &storage.Session{Subject: tt.subject}
-			token, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), p), newRequest(sess, "client_credentials"))
+			token, _, err := j.GenerateAccessToken(withPolicy(context.Background(), p), newRequest(sess, "client_credentials"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,12 +186,12 @@ func TestGenerateAccessTokenErrors(t *testing.T) {
 		wantMsg string
 	}{
 		{"no policy", context.Background(), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, ""},
-		{"empty audience", WithPolicy(context.Background(), Policy{TTL: time.Minute}), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, "Audience"},
-		{"zero ttl", WithPolicy(context.Background(), Policy{Audience: "https://a/"}), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, "TTL"},
-		{"negative ttl", WithPolicy(context.Background(), Policy{Audience: "https://a/", TTL: -time.Second}), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, "TTL"},
-		{"foreign session", WithPolicy(context.Background(), testPolicy), fosite.NewAccessRequest(&fosite.DefaultSession{}), nil, "*storage.Session"},
-		{"no client", WithPolicy(context.Background(), testPolicy), noClient, nil, "no client"},
-		{"no key for alg", WithPolicy(context.Background(), Policy{Audience: "https://a/", TTL: time.Minute, SigningAlg: "ES384"}), newRequest(&storage.Session{}, "client_credentials"), ErrNoSigningKey, ""},
+		{"empty audience", withPolicy(context.Background(), Policy{TTL: time.Minute}), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, "Audience"},
+		{"zero ttl", withPolicy(context.Background(), Policy{Audience: "https://a/"}), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, "TTL"},
+		{"negative ttl", withPolicy(context.Background(), Policy{Audience: "https://a/", TTL: -time.Second}), newRequest(&storage.Session{}, "client_credentials"), ErrNoPolicy, "TTL"},
+		{"foreign session", withPolicy(context.Background(), testPolicy), fosite.NewAccessRequest(&fosite.DefaultSession{}), nil, "*storage.Session"},
+		{"no client", withPolicy(context.Background(), testPolicy), noClient, nil, "no client"},
+		{"no key for alg", withPolicy(context.Background(), Policy{Audience: "https://a/", TTL: time.Minute, SigningAlg: "ES384"}), newRequest(&storage.Session{}, "client_credentials"), ErrNoSigningKey, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,7 +238,7 @@ func TestClaimMappers(t *testing.T) {
 		})
 		j := newStrategy(t, keys, nil, m1, m2)
 		sess := newSess()
-		token, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), testPolicy), newRequest(sess, "authorization_code"))
+		token, _, err := j.GenerateAccessToken(withPolicy(context.Background(), testPolicy), newRequest(sess, "authorization_code"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +273,7 @@ func TestClaimMappers(t *testing.T) {
 				return map[string]any{"ok": 1, name: "forged"}, nil
 			}))
 			sess := newSess()
-			_, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), testPolicy), newRequest(sess, "authorization_code"))
+			_, _, err := j.GenerateAccessToken(withPolicy(context.Background(), testPolicy), newRequest(sess, "authorization_code"))
 			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", name)) {
 				t.Fatalf("error %v, want one naming %q", err, name)
 			}
@@ -303,7 +303,7 @@ func TestClaimMappers(t *testing.T) {
 	for _, tt := range failing {
 		t.Run(tt.name, func(t *testing.T) {
 			j := newStrategy(t, keys, nil, tt.mappers...)
-			_, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), testPolicy), newRequest(newSess(), "authorization_code"))
+			_, _, err := j.GenerateAccessToken(withPolicy(context.Background(), testPolicy), newRequest(newSess(), "authorization_code"))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
@@ -358,12 +358,12 @@ func TestTokenRequestUser(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			loads.Store(0)
-			j, err := NewJWT(JWTConfig{Issuer: "https://as.example", Keys: keys, HMAC: newHMAC(), Users: tt.users,
+			j, err := NewJWT(JWTConfig{Issuer: "https://as.example", Keys: keys, HMAC: newHMAC(), Users: tt.users, Policies: ctxPolicies,
 				ClaimMappers: []ClaimMapper{rolesMapper, groupsMapper}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			token, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), testPolicy), newRequest(&storage.Session{Subject: tt.subject}, "authorization_code"))
+			token, _, err := j.GenerateAccessToken(withPolicy(context.Background(), testPolicy), newRequest(&storage.Session{Subject: tt.subject}, "authorization_code"))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)
@@ -401,7 +401,7 @@ func TestEveryAlgorithmSignsAndVerifies(t *testing.T) {
 			p := testPolicy
 			p.SigningAlg = string(alg)
 			sess := &storage.Session{}
-			token, _, err := j.GenerateAccessToken(WithPolicy(context.Background(), p), newRequest(sess, "client_credentials"))
+			token, _, err := j.GenerateAccessToken(withPolicy(context.Background(), p), newRequest(sess, "client_credentials"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -432,7 +432,7 @@ func TestValidateAccessToken(t *testing.T) {
 	key := newTestKey(t, "k1", jose.ES256)
 	keys, _ := StaticKeys(key)
 	j := newStrategy(t, keys, clock.Now)
-	ctx := WithPolicy(context.Background(), testPolicy)
+	ctx := withPolicy(context.Background(), testPolicy)
 	sess := &storage.Session{Subject: "alice"}
 	req := newRequest(sess, "client_credentials")
 	token, _, err := j.GenerateAccessToken(ctx, req)
@@ -541,7 +541,7 @@ func TestEncryptedAccessToken(t *testing.T) {
 			p.Encryption = tt.enc
 			sess := &storage.Session{}
 			req := newRequest(sess, "client_credentials")
-			token, sig, err := j.GenerateAccessToken(WithPolicy(context.Background(), p), req)
+			token, sig, err := j.GenerateAccessToken(withPolicy(context.Background(), p), req)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)

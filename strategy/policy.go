@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/ory/fosite"
 )
 
-// Policy is what the provider decided for one access token, from the resource server it is
-// for (RFC 8707, https://www.rfc-editor.org/rfc/rfc8707). The provider puts it into the
-// context with [WithPolicy] before fosite's NewAccessResponse; [JWT.GenerateAccessToken]
-// fails without it, so a token never goes out with an empty aud.
+// Policy is what was decided for one access token, from the resource server it is for (RFC
+// 8707, https://www.rfc-editor.org/rfc/rfc8707). [JWT.Mint] takes it explicitly;
+// [JWT.GenerateAccessToken], which fosite calls, asks its [PolicySource]. Minting fails without
+// an Audience, so a token never goes out with an empty aud.
 type Policy struct {
 	// Audience is the resource server's identifier: the token's aud, exactly one.
 	Audience string
@@ -67,15 +68,18 @@ func (a *Actor) Clone() *Actor {
 	return &out
 }
 
-type policyKey struct{}
-
-// WithPolicy returns a context carrying p for the next access token minted with it.
-func WithPolicy(ctx context.Context, p Policy) context.Context {
-	return context.WithValue(ctx, policyKey{}, p)
+// PolicySource decides the [Policy] of the access token fosite asks [JWT.GenerateAccessToken]
+// for. handlers.ResourcePolicy derives it from the request's one granted audience (an RFC 8707
+// resource server); the provider's own funnel is another.
+type PolicySource interface {
+	// Policy returns the policy of the token minted for requester.
+	Policy(ctx context.Context, requester fosite.Requester) (Policy, error)
 }
 
-// PolicyFrom returns the Policy put into ctx by [WithPolicy], if any.
-func PolicyFrom(ctx context.Context) (Policy, bool) {
-	p, ok := ctx.Value(policyKey{}).(Policy)
-	return p, ok
+// PolicySourceFunc adapts a function to [PolicySource].
+type PolicySourceFunc func(ctx context.Context, requester fosite.Requester) (Policy, error)
+
+// Policy calls f.
+func (f PolicySourceFunc) Policy(ctx context.Context, requester fosite.Requester) (Policy, error) {
+	return f(ctx, requester)
 }

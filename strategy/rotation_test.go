@@ -271,7 +271,7 @@ func TestRotationTwoInstancesAgree(t *testing.T) {
 	j1 := newStrategy(t, r1, clock.Now)
 	j2 := newStrategy(t, r2, clock.Now)
 	sess := &storage.Session{}
-	tok, _, err := j1.GenerateAccessToken(WithPolicy(ctx, testPolicy), newRequest(sess, "client_credentials"))
+	tok, _, err := j1.GenerateAccessToken(withPolicy(ctx, testPolicy), newRequest(sess, "client_credentials"))
 	if err != nil {
 		t.Fatal(err)
 	}
