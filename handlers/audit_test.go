@@ -158,7 +158,7 @@ func TestAuditGrantScopesNeverWidens(t *testing.T) {
 						t.Fatalf("%v %v %v: %v", req, cl, rsScopes, err)
 					}
 					// Refused only when a requested scope is outside client or resource server.
-					if len(Intersect(Intersect(req, cl), rsScopes)) == len(req) {
+					if len(intersect(intersect(req, cl), rsScopes)) == len(req) {
 						t.Fatalf("%v %v %v refused: %v", req, cl, rsScopes, err)
 					}
 					continue
@@ -258,7 +258,7 @@ func TestAuditBearerErrorsDoNotNameKeys(t *testing.T) {
 		"right kid, forged": newKey(t, jose.ES256, "registered-kid-7f3a").sign(t, claims("https://idp.example", "svc-a", now), nil),
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := h.HandleTokenEndpointRequest(WithBearerGrant(context.Background()), bearerRequest(raw, nil))
+			err := h.HandleTokenEndpointRequest(context.Background(), bearerRequest(raw, nil))
 			if !errors.Is(err, fosite.ErrInvalidGrant) {
 				t.Fatalf("err = %v", err)
 			}

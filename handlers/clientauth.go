@@ -68,7 +68,7 @@ func (p *PrivateKeyJWT) Authenticate(ctx context.Context, r *http.Request, form 
 	if err := oneMethod(r, form); err != nil {
 		return nil, err
 	}
-	if !HasClientAssertion(form) {
+	if !hasClientAssertion(form) {
 		if p.Fallback == nil {
 			return nil, fosite.ErrInvalidClient.WithHint(authFailed)
 		}
@@ -133,7 +133,7 @@ func oneMethod(r *http.Request, form url.Values) error {
 	if secret {
 		methods++
 	}
-	if HasClientAssertion(form) {
+	if hasClientAssertion(form) {
 		methods++
 	}
 	if methods > 1 {
@@ -154,8 +154,8 @@ func oneMethod(r *http.Request, form url.Values) error {
 	return nil
 }
 
-// HasClientAssertion reports whether form carries RFC 7523 §2.2 client authentication.
-func HasClientAssertion(form url.Values) bool {
+// hasClientAssertion reports whether form carries RFC 7523 §2.2 client authentication.
+func hasClientAssertion(form url.Values) bool {
 	_, a := form["client_assertion"]
 	_, t := form["client_assertion_type"]
 	return a || t

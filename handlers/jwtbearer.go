@@ -3,12 +3,14 @@ package handlers
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 // GrantTypeJWTBearer is the RFC 7523 §2.1 grant type.
@@ -17,15 +19,17 @@ const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // JWTBearer is the RFC 7523 §2.1 authorization grant as a fosite.TokenEndpointHandler: an
 // assertion from a trusted issuer ([storage.Trust]) is exchanged for an access token whose sub
 // is the assertion's sub. Unlike fosite's handler/rfc7523 it parses with an algorithm
-// allow-list, never copies the assertion's aud into the token (the resource funnel decides the
-// token's audience, within the trust's resources), and uses the assertion's jti with one atomic
-// store operation, so of concurrent uses of one assertion exactly one gets a token.
+// allow-list, never copies the assertion's aud into the token, and uses the assertion's jti
+// with one atomic store operation, so of concurrent uses of one assertion exactly one gets a
+// token.
 //
-// HandleTokenEndpointRequest checks the assertion and records the outcome in the [BearerGrant]
-// that [WithBearerGrant] put in the request's context; the caller then resolves the resource
-// and scopes with [BearerGrant.Resources] and [BearerGrant.Scopes], and
-// PopulateTokenEndpointResponse marks the assertion used and issues an access token (never a
-// refresh token). A request whose context carries no BearerGrant fails with a server error.
+// HandleTokenEndpointRequest checks the assertion, resolves the one resource server the token
+// is for (RFC 8707 resource, through Resolver, within the trust's resources — and the client's,
+// when one authenticated — the default resource server when none is named) and the scopes
+// (requested, or all, within the trust's, the client's and the resource server's), grants
+// them on the request, and uses the assertion up: a refused resource or scope leaves it
+// unused. PopulateTokenEndpointResponse issues an access token (never a refresh token) through
+// AccessTokens, whose policy reads the granted audience ([ResourcePolicy] does).
 //
 // Client authentication is optional unless RequireClientAuth is set; credentials that are
 // presented must be valid, which the caller ensures by authenticating before fosite does
@@ -43,6 +47,8 @@ type JWTBearer struct {
 	Keys *KeySets
 	// Audiences are the aud values naming this server (token endpoint URL, issuer).
 	Audiences []string
+	// Resolver maps the request's resource parameter to the resource server the token is for.
+	Resolver Resolver
 	// AccessTokens mints the access token; AccessTokenStorage records it.
 	AccessTokens       oauth2.AccessTokenStrategy
 	AccessTokenStorage oauth2.AccessTokenStorage
@@ -59,39 +65,6 @@ type JWTBearer struct {
 
 var _ fosite.TokenEndpointHandler = (*JWTBearer)(nil)
 
-// BearerGrant is what [JWTBearer] established for one token request.
-type BearerGrant struct {
-	// Trust is the trust relationship the assertion was accepted under.
-	Trust *storage.Trust
-	// Assertion is the verified assertion.
-	Assertion *Assertion
-	// ClientAuthenticated reports that the request carried valid client credentials.
-	ClientAuthenticated bool
-	// Scopes and Resources bound the token: the trust's, narrowed to the client's when a
-	// client authenticated.
-	Scopes, Resources []string
-}
-
-type bearerHolder struct{ g *BearerGrant }
-
-type bearerKey struct{}
-
-// WithBearerGrant returns a context in which [JWTBearer] can record its [BearerGrant] for
-// [BearerGrantFrom]. Put it in the context of every token request.
-func WithBearerGrant(ctx context.Context) context.Context {
-	return context.WithValue(ctx, bearerKey{}, &bearerHolder{})
-}
-
-// BearerGrantFrom returns the grant [JWTBearer] recorded for this request, or nil.
-func BearerGrantFrom(ctx context.Context) *BearerGrant {
-	if h, ok := ctx.Value(bearerKey{}).(*bearerHolder); ok {
-		return h.g
-	}
-	return nil
-}
-
-var errNoHolder = errors.New("handlers: jwt-bearer request without WithBearerGrant context")
-
 // CanHandleTokenEndpointRequest implements fosite.TokenEndpointHandler.
 func (h *JWTBearer) CanHandleTokenEndpointRequest(_ context.Context, ar fosite.AccessRequester) bool {
 	return ar.GetGrantTypes().ExactOne(GrantTypeJWTBearer)
@@ -103,14 +76,10 @@ func (h *JWTBearer) CanSkipClientAuth(context.Context, fosite.AccessRequester) b
 }
 
 // HandleTokenEndpointRequest implements fosite.TokenEndpointHandler: it verifies the assertion
-// against the issuer's trust and records the [BearerGrant].
+// against the issuer's trust, grants the resource server and scopes, and uses the assertion up.
 func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
 		return fosite.ErrUnknownRequest
-	}
-	holder, ok := ctx.Value(bearerKey{}).(*bearerHolder)
-	if !ok {
-		return fosite.ErrServerError.WithWrap(errNoHolder).WithDebug(errNoHolder.Error())
 	}
 	client := ar.GetClient()
 	authed := client != nil && client.GetID() != ""
@@ -127,24 +96,52 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	if len(form["assertion"]) != 1 || form.Get("assertion") == "" {
 		return fosite.ErrInvalidRequest.WithHint("The 'assertion' parameter is missing.")
 	}
-	a, trust, err := h.Verify(ctx, form.Get("assertion"))
-	if err != nil {
-		return grantError(err)
+	req, ok := ar.(*fosite.AccessRequest)
+	if !ok {
+		return fosite.ErrServerError.WithDebug("handlers: jwt-bearer: the request is not a *fosite.AccessRequest")
 	}
 	sess, ok := ar.GetSession().(*storage.Session)
 	if !ok {
 		return fosite.ErrServerError.WithDebug("handlers: jwt-bearer: session is not a *storage.Session")
 	}
-	sess.SetSubject(a.Subject)
-	g := &BearerGrant{Trust: trust, Assertion: a, ClientAuthenticated: authed, Scopes: trust.Scopes, Resources: trust.Resources}
-	if authed {
-		g.Scopes = Intersect(trust.Scopes, client.GetScopes())
-		g.Resources = Intersect(trust.Resources, client.GetAudience())
-	} else if req, ok := ar.(*fosite.AccessRequest); ok {
-		// RFC 9068 §2.2 wants a client_id: the party that obtained the token is the issuer.
-		req.Client = &fosite.DefaultClient{ID: a.Issuer, GrantTypes: fosite.Arguments{GrantTypeJWTBearer}}
+	a, trust, err := h.Verify(ctx, form.Get("assertion"))
+	if err != nil {
+		return grantError(err)
 	}
-	holder.g = g
+	// The trust plays the part of a prior authorization: the token is for one of its resources
+	// and carries its scopes at most (narrowed to the client's when one authenticated).
+	scopes, resources := trust.Scopes, trust.Resources
+	if authed {
+		scopes, resources = intersect(trust.Scopes, client.GetScopes()), intersect(trust.Resources, client.GetAudience())
+	} else {
+		// RFC 9068 §2.2 wants a client_id: the party that obtained the token is the issuer.
+		client = &fosite.DefaultClient{ID: a.Issuer, GrantTypes: fosite.Arguments{GrantTypeJWTBearer}}
+	}
+	indicators, err := TokenIndicators(form)
+	if err != nil {
+		return err
+	}
+	rs, err := h.Resolver.ForToken(ctx, client, indicators, slices.Clone(resources))
+	if err != nil {
+		return err
+	}
+	requested := ar.GetRequestedScopes()
+	for _, s := range requested {
+		if !slices.Contains(scopes, s) {
+			return fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", strict.Echo(s))
+		}
+	}
+	granted, err := GrantScopes(requested, scopes, rs)
+	if err != nil {
+		return err
+	}
+	if err := UseAssertion(ctx, h.JTIs, "jwt-bearer", a, h.Leeway); err != nil {
+		return grantError(err)
+	}
+	sess.SetSubject(a.Subject)
+	req.Client = client
+	req.GrantedAudience = fosite.Arguments{rs.Identifier}
+	req.GrantedScope = fosite.Arguments(granted)
 	return nil
 }
 
@@ -223,23 +220,11 @@ func (h *JWTBearer) trust(ctx context.Context, a *Assertion, now time.Time) (*st
 	return best, nil
 }
 
-// PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler: it uses the assertion
-// up (atomically; a replay is invalid_grant) and issues the access token.
+// PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler: it issues the access
+// token for what HandleTokenEndpointRequest granted.
 func (h *JWTBearer) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
 		return fosite.ErrUnknownRequest
-	}
-	g := BearerGrantFrom(ctx)
-	if g == nil {
-		return fosite.ErrServerError.WithWrap(errNoHolder).WithDebug(errNoHolder.Error())
-	}
-	// The jti is recorded (committed) before the token's row is written, in two statements:
-	// if the store becomes unreachable in between, the request fails with 503 and the
-	// assertion is spent without a token. That window is accepted: the client signs a new
-	// assertion (RFC 7523 assertions are single-use and short-lived anyway), and recording the
-	// jti first is what keeps a replay from ever yielding a second token.
-	if err := UseAssertion(ctx, h.JTIs, "jwt-bearer", g.Assertion, h.Leeway); err != nil {
-		return grantError(err)
 	}
 	token, signature, err := h.AccessTokens.GenerateAccessToken(ctx, ar)
 	if err != nil {

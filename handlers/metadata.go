@@ -12,8 +12,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// WellKnownSuffix is the RFC 8414 well-known URI suffix for OAuth 2.0 authorization servers.
-const WellKnownSuffix = "oauth-authorization-server"
+// wellKnownSuffix is the RFC 8414 well-known URI suffix for OAuth 2.0 authorization servers.
+const wellKnownSuffix = "oauth-authorization-server"
 
 // JWKSMaxAge is the max-age of the JWKS document's Cache-Control: how long a resource server
 // that honours it may go without seeing a newly published key. Key rotation must publish a next
@@ -58,7 +58,7 @@ func WellKnownPath(issuer string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("handlers: issuer: %w", err)
 	}
-	return "/.well-known/" + WellKnownSuffix + strings.TrimSuffix(u.EscapedPath(), "/"), nil
+	return "/.well-known/" + wellKnownSuffix + strings.TrimSuffix(u.EscapedPath(), "/"), nil
 }
 
 // WellKnownURL returns the absolute URL of issuer's RFC 8414 metadata document.

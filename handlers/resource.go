@@ -3,13 +3,16 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
@@ -129,6 +132,15 @@ func Indicators(form url.Values) ([]string, error) {
 	return out, nil
 }
 
+// TokenIndicators returns a token request's one resource indicator (RFC 8707 §2.2: one access
+// token, one audience, even if the values repeat), or none.
+func TokenIndicators(form url.Values) ([]string, error) {
+	if len(form["resource"]) > 1 {
+		return nil, ErrInvalidTarget.WithHint("Only one resource may be requested per access token; request one token per resource.")
+	}
+	return Indicators(form)
+}
+
 // Resolver maps resource indicators to registered resource servers, with the client's
 // permissions and the grant's limits applied. It is the single funnel through which every grant
 // — client_credentials, authorization_code, refresh_token and jwt-bearer — gets its audience.
@@ -236,12 +248,103 @@ func (r Resolver) ForToken(ctx context.Context, client fosite.Client, indicators
 	return nil, ErrInvalidTarget.WithHint("The request names no resource and the client may not use the default resource server.")
 }
 
+// ResourceIndicators is RFC 8707 at the token endpoint of a plain fosite server, for the
+// client_credentials grant: a fosite.TokenEndpointHandler to list after fosite's
+// ClientCredentialsGrantHandler. It resolves the request's resource parameter to the one
+// resource server the token is for (one the client lists in its registration; the default
+// resource server when none is named; anything else is invalid_target), and grants exactly it
+// as the audience and the requested scopes that the client and the resource server both allow
+// (invalid_scope otherwise; none requested: all of them). fosite's own audience parameter is
+// refused in favour of resource. Pair it with [ResourcePolicy], which turns what it granted into
+// the access token's policy. mandate's provider applies the same rules itself, to every grant.
+type ResourceIndicators struct {
+	Resolver Resolver
+}
+
+var _ fosite.TokenEndpointHandler = ResourceIndicators{}
+
+// CanHandleTokenEndpointRequest implements fosite.TokenEndpointHandler.
+func (ResourceIndicators) CanHandleTokenEndpointRequest(_ context.Context, ar fosite.AccessRequester) bool {
+	return ar.GetGrantTypes().ExactOne("client_credentials")
+}
+
+// CanSkipClientAuth implements fosite.TokenEndpointHandler.
+func (ResourceIndicators) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool {
+	return false
+}
+
+// HandleTokenEndpointRequest implements fosite.TokenEndpointHandler: it grants the resource
+// server and scopes.
+func (h ResourceIndicators) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	req, ok := ar.(*fosite.AccessRequest)
+	if !ok {
+		return fosite.ErrServerError.WithDebug("handlers: resource indicators: the request is not a *fosite.AccessRequest")
+	}
+	form := ar.GetRequestForm()
+	if _, ok := form["audience"]; ok {
+		return fosite.ErrInvalidRequest.WithHint("The 'audience' parameter is not supported; name the target resource server with the RFC 8707 'resource' parameter.")
+	}
+	indicators, err := TokenIndicators(form)
+	if err != nil {
+		return err
+	}
+	rs, err := h.Resolver.ForToken(ctx, ar.GetClient(), indicators, nil)
+	if err != nil {
+		return err
+	}
+	scopes, err := GrantScopes(ar.GetRequestedScopes(), ar.GetClient().GetScopes(), rs)
+	if err != nil {
+		return err
+	}
+	req.GrantedAudience = fosite.Arguments{rs.Identifier}
+	req.GrantedScope = fosite.Arguments(scopes)
+	return nil
+}
+
+// PopulateTokenEndpointResponse implements fosite.TokenEndpointHandler; the grant handler
+// issues the token.
+func (ResourceIndicators) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
+	return nil
+}
+
+// ResourcePolicy is the RFC 8707 audience mapper as a strategy.PolicySource: the policy of an
+// access token is that of the one resource server its request was granted (GrantedAudience
+// must hold exactly one, as [ResourceIndicators] and [JWTBearer] grant): aud its identifier,
+// the granted scopes it accepts, its lifetime (DefaultTTL when it sets none), algorithm and
+// encryption key. A request granted no audience, or several, mints nothing (invalid_target).
+type ResourcePolicy struct {
+	Resources  ResourceLookup
+	DefaultTTL time.Duration
+}
+
+// Policy implements strategy.PolicySource.
+func (p ResourcePolicy) Policy(ctx context.Context, req fosite.Requester) (strategy.Policy, error) {
+	aud := req.GetGrantedAudience()
+	if len(aud) != 1 {
+		return strategy.Policy{}, ErrInvalidTarget.WithHint("An access token is for exactly one resource server.")
+	}
+	rs, err := p.Resources.ResourceServer(ctx, aud[0])
+	if errors.Is(err, storage.ErrNotFound) {
+		return strategy.Policy{}, ErrInvalidTarget.WithHint("The resource is not a registered resource server.")
+	} else if err != nil {
+		return strategy.Policy{}, fmt.Errorf("handlers: resource policy: %w", err)
+	}
+	ttl := rs.AccessTokenTTL
+	if ttl <= 0 {
+		ttl = p.DefaultTTL
+	}
+	return strategy.Policy{
+		Audience: rs.Identifier, Scopes: intersect(req.GetGrantedScopes(), rs.Scopes), TTL: ttl,
+		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption,
+	}, nil
+}
+
 // GrantScopes computes the scopes of a token for rs (RFC 8707 §2, RFC 6749 §3.3): requested ∩
 // the client's ∩ the resource server's. A requested scope outside either set is invalid_scope.
 // With no scope requested, the client's scopes that the resource server accepts are granted.
 func GrantScopes(requested, client []string, rs *storage.ResourceServer) ([]string, error) {
 	if len(requested) == 0 {
-		return Intersect(client, rs.Scopes), nil
+		return intersect(client, rs.Scopes), nil
 	}
 	out := make([]string, 0, len(requested))
 	for _, s := range requested {
@@ -258,8 +361,8 @@ func GrantScopes(requested, client []string, rs *storage.ResourceServer) ([]stri
 	return out, nil
 }
 
-// Intersect returns the members of a that are also in b, in a's order, without duplicates.
-func Intersect(a, b []string) []string {
+// intersect returns the members of a that are also in b, in a's order, without duplicates.
+func intersect(a, b []string) []string {
 	out := make([]string, 0, len(a))
 	for _, s := range a {
 		if slices.Contains(b, s) && !slices.Contains(out, s) {

@@ -77,8 +77,9 @@ func (p *Provider) compose() error {
 	// default) or its issuer identifier (rfc7523bis).
 	keySets := &handlers.KeySets{Config: verify.KeySetConfig{Logger: p.log, Now: cfg.Now}}
 	audiences := []string{p.paths.tokenURL, p.issuer}
+	p.resolver = handlers.Resolver{Resources: p.store}
 	bearer := &handlers.JWTBearer{
-		Trusts: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences,
+		Trusts: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences, Resolver: p.resolver,
 		AccessTokens: tokens, AccessTokenStorage: store,
 		RequireClientAuth: cfg.JWTBearerRequireClientAuth, MaxLifetime: cfg.MaxAssertionLifetime,
 		Leeway: cfg.AssertionLeeway, Now: cfg.Now,
@@ -96,7 +97,6 @@ func (p *Provider) compose() error {
 		&oauth2.TokenRevocationHandler{TokenRevocationStorage: store, RefreshTokenStrategy: tokens, AccessTokenStrategy: tokens},
 	}
 	p.oauth = &fosite.Fosite{Store: store, Config: fc}
-	p.resolver = handlers.Resolver{Resources: p.store}
 	clientAuth := &handlers.PrivateKeyJWT{
 		Clients: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences,
 		MaxLifetime: cfg.MaxClientAssertionLifetime, Leeway: cfg.AssertionLeeway, Now: cfg.Now,
@@ -197,7 +197,7 @@ func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenTarget) (strategy.Minted, error) {
 	scopes := t.scopes
 	if scopes == nil {
-		scopes = handlers.Intersect(req.GetGrantedScopes(), t.rs.Scopes)
+		scopes = intersect(req.GetGrantedScopes(), t.rs.Scopes)
 		t.scopes = scopes // for the token response's scope member
 	}
 	ttl := t.rs.AccessTokenTTL

@@ -37,7 +37,7 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 		return nil, fosite.ErrUnauthorizedClient.WithHint("The OAuth 2.0 Client is not allowed to use authorization grant 'client_credentials'.")
 	}
 	requested := fosite.RemoveEmpty(strings.Split(form.Get("scope"), " "))
-	indicators, err := tokenIndicators(form)
+	indicators, err := handlers.TokenIndicators(form)
 	if err != nil {
 		return nil, err
 	}
@@ -78,17 +78,4 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 		return nil, err
 	}
 	return p.tokenResponse(m.Token, target), nil
-}
-
-// tokenIndicators returns the token request's one resource indicator (RFC 8707 §2.2: one
-// access token, one audience, even if the values repeat), or none.
-func tokenIndicators(form url.Values) ([]string, error) {
-	indicators, err := handlers.Indicators(form)
-	if err != nil {
-		return nil, err
-	}
-	if len(form["resource"]) > 1 {
-		return nil, handlers.ErrInvalidTarget.WithHint("Only one resource may be requested per access token; request one token per resource.")
-	}
-	return indicators, nil
 }

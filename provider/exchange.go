@@ -175,13 +175,13 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 	}
 
 	// The target, as for every grant; a trusted JWT's subject stays within its trust.
-	indicators, err := tokenIndicators(form)
+	indicators, err := handlers.TokenIndicators(form)
 	if err != nil {
 		return nil, err
 	}
 	var granted []string
 	if subject.trust != nil {
-		granted = handlers.Intersect(subject.trust.Resources, sc.Resources)
+		granted = intersect(subject.trust.Resources, sc.Resources)
 	}
 	rs, err := p.resolver.ForToken(ctx, client, indicators, granted)
 	if err != nil {
@@ -200,7 +200,7 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 			p.log.Info("token exchange refused by policy", "client_id", sc.ID, "error", err.Error())
 			return nil, fosite.ErrInvalidGrant.WithHint("The token exchange is refused by policy.")
 		}
-		scopes = handlers.Intersect(scopes, allowed)
+		scopes = intersect(scopes, allowed)
 	}
 
 	// Trusted JWTs are single-use: used up only now that the exchange is decided.
@@ -433,7 +433,7 @@ func exchangeScopes(requested string, subject, client []string, rs *storage.Reso
 		}
 	}
 	if len(req) == 0 {
-		return handlers.Intersect(handlers.Intersect(subject, client), rs.Scopes), nil
+		return intersect(intersect(subject, client), rs.Scopes), nil
 	}
 	return handlers.GrantScopes(req, client, rs)
 }

@@ -18,7 +18,7 @@ import (
 
 // serveToken is the token endpoint (RFC 6749 §3.2): the single funnel for every grant.
 func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
-	ctx := handlers.WithBearerGrant(withClientAuthMemo(r.Context()))
+	ctx := withClientAuthMemo(r.Context())
 	if err := p.readForm(w, r); err != nil {
 		p.writeTokenError(ctx, w, r, nil, err)
 		return
@@ -123,52 +123,51 @@ func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
 	_, _ = w.Write(body)
 }
 
-// resolveTarget applies RFC 8707 to a token request: which resource server the access token is
-// for, and — for grants without a prior authorization — which scopes it carries.
+// resolveTarget applies RFC 8707 to a token request that went through fosite: which resource
+// server the access token is for, and, for a refresh request, which scopes it carries.
 func (p *Provider) resolveTarget(ctx context.Context, ar fosite.AccessRequester) (*tokenTarget, error) {
-	indicators, err := tokenIndicators(ar.GetRequestForm())
-	if err != nil {
-		return nil, err
-	}
 	gt := ar.GetGrantTypes()
 	if gt.ExactOne(handlers.GrantTypeJWTBearer) {
-		return p.resolveBearerTarget(ctx, ar, indicators)
-	}
-	if gt.ExactOne("authorization_code") || gt.ExactOne("refresh_token") {
-		// fosite set the requested audience to the original authorization's, which the
-		// authorization endpoint made equal to the granted resources.
-		granted := append([]string{}, ar.GetRequestedAudience()...)
-		// And the token may only be for a resource the client may still use: one taken from
-		// its registration since the authorization is refused.
-		still := handlers.Intersect(granted, ar.GetClient().GetAudience())
-		if len(indicators) == 1 && slices.Contains(granted, indicators[0]) && !slices.Contains(still, indicators[0]) {
-			return nil, handlers.ErrInvalidTarget.WithHint("The client may no longer request tokens for this resource.")
+		// The grant handler resolved the resource and scopes within the trust and granted them.
+		aud := ar.GetGrantedAudience()
+		if len(aud) != 1 {
+			return nil, errNoTarget
 		}
-		rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, still)
+		rs, err := p.store.ResourceServer(ctx, aud[0])
 		if err != nil {
 			return nil, err
 		}
-		t := &tokenTarget{rs: rs}
-		if gt.ExactOne("refresh_token") {
-			if t.scopes, err = refreshScopes(ar, rs); err != nil {
-				return nil, err
-			}
+		return &tokenTarget{rs: rs, scopes: slices.Clone(ar.GetGrantedScopes())}, nil
+	}
+	indicators, err := handlers.TokenIndicators(ar.GetRequestForm())
+	if err != nil {
+		return nil, err
+	}
+	// authorization_code or refresh_token: fosite set the requested audience to the original
+	// authorization's, which the authorization endpoint made equal to the granted resources.
+	granted := append([]string{}, ar.GetRequestedAudience()...)
+	// And the token may only be for a resource the client may still use: one taken from its
+	// registration since the authorization is refused.
+	still := intersect(granted, ar.GetClient().GetAudience())
+	if len(indicators) == 1 && slices.Contains(granted, indicators[0]) && !slices.Contains(still, indicators[0]) {
+		return nil, handlers.ErrInvalidTarget.WithHint("The client may no longer request tokens for this resource.")
+	}
+	rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, still)
+	if err != nil {
+		return nil, err
+	}
+	t := &tokenTarget{rs: rs}
+	if gt.ExactOne("refresh_token") {
+		if t.scopes, err = refreshScopes(ar, rs); err != nil {
+			return nil, err
 		}
-		return t, nil
 	}
-	rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, nil)
-	if err != nil {
-		return nil, err
-	}
-	scopes, err := handlers.GrantScopes(ar.GetRequestedScopes(), ar.GetClient().GetScopes(), rs)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range scopes {
-		ar.GrantScope(s)
-	}
-	ar.GrantAudience(rs.Identifier)
-	return &tokenTarget{rs: rs, scopes: scopes}, nil
+	return t, nil
+}
+
+// intersect returns the members of a that are also in b, in a's order.
+func intersect(a, b []string) []string {
+	return slices.DeleteFunc(slices.Clone(a), func(s string) bool { return !slices.Contains(b, s) })
 }
 
 // refreshScopes applies a refresh request's scope parameter (RFC 6749 §6): none means the
@@ -190,41 +189,11 @@ func refreshScopes(ar fosite.AccessRequester, rs *storage.ResourceServer) ([]str
 	return handlers.GrantScopes(requested, granted, rs)
 }
 
-// resolveBearerTarget is resolveTarget for the jwt-bearer grant (RFC 7523 §2.1): the resource
-// and scopes come from the request, within the trust's (narrowed to the client's when one
-// authenticated) — never from the assertion, whose aud names this server.
-func (p *Provider) resolveBearerTarget(ctx context.Context, ar fosite.AccessRequester, indicators []string) (*tokenTarget, error) {
-	g := handlers.BearerGrantFrom(ctx)
-	if g == nil {
-		return nil, errNoTarget
-	}
-	// The trust's resources play the part of a prior authorization's: the token may only be
-	// for one of them.
-	rs, err := p.resolver.ForToken(ctx, ar.GetClient(), indicators, append([]string{}, g.Resources...))
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range ar.GetRequestedScopes() {
-		if !slices.Contains(g.Scopes, s) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", strict.Echo(s))
-		}
-	}
-	scopes, err := handlers.GrantScopes(ar.GetRequestedScopes(), g.Scopes, rs)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range scopes {
-		ar.GrantScope(s)
-	}
-	ar.GrantAudience(rs.Identifier)
-	return &tokenTarget{rs: rs, scopes: scopes}, nil
-}
-
 // hasClientCredentials reports whether a token request presents client credentials of any
 // kind.
 func hasClientCredentials(r *http.Request) bool {
 	return r.Header.Get("Authorization") != "" || r.PostForm.Get("client_id") != "" ||
-		r.PostForm.Get("client_secret") != "" || handlers.HasClientAssertion(r.PostForm)
+		r.PostForm.Get("client_secret") != "" || r.PostForm.Has("client_assertion") || r.PostForm.Has("client_assertion_type")
 }
 
 // clientAuthHint is the hint of a failed client authentication: the authenticator's own when
