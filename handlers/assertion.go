@@ -38,10 +38,10 @@ const (
 	// (RFC 7523 §2.2). A client signs one per request, so it needs little; ten minutes is what
 	// common client libraries (MSAL, for one) use.
 	DefaultClientAssertionLifetime = 10 * time.Minute
-	// MaxNoJTILifetime bounds exp - iat of an assertion accepted without jti (a trust with
+	// maxNoJTILifetime bounds exp - iat of an assertion accepted without jti (a trust with
 	// JTIOptional): replay is then checked on a hash of the signed content, which the store
 	// keeps only until exp, so the window stays short.
-	MaxNoJTILifetime = 5 * time.Minute
+	maxNoJTILifetime = 5 * time.Minute
 )
 
 // AssertionError is an assertion refused for a reason the caller may tell the client: the
@@ -58,7 +58,7 @@ func reject(format string, args ...any) error {
 }
 
 // Assertion is a parsed RFC 7523 JWT whose signature has not been checked yet: the claims are
-// only good for finding the keys to check it with ([Assertion.Verify]).
+// only good for finding the keys to check it with ([JWTBearer.Verify]).
 type Assertion struct {
 	// Algorithm and KeyID are the JOSE header's alg and kid.
 	Algorithm, KeyID string
@@ -92,7 +92,7 @@ func (a *Assertion) Claim(name string, v any) (bool, error) {
 	return true, strict.Unmarshal(raw, v)
 }
 
-// ParseAssertion parses a compact JWS assertion (RFC 7523 §3): at most [MaxAssertionSize]
+// parseAssertion parses a compact JWS assertion (RFC 7523 §3): at most [MaxAssertionSize]
 // bytes, three segments in canonical base64url ([strict.Segment]: one signed content has one
 // encoding, so that a replay key derived from it cannot be dodged by re-encoding), one
 // signature, alg among [verify.DefaultAlgorithms] (asymmetric only: none and HS256/384/512 are never accepted — an HMAC "signature" keyed with a public key's bytes would otherwise verify), and none of the header parameters jku, x5u, jwk,
@@ -102,7 +102,7 @@ func (a *Assertion) Claim(name string, v any) (bool, error) {
 // A typ of at+jwt (an RFC 9068 access token) is refused; any other typ, or none, is accepted.
 // iss and sub must be non-empty strings, aud a string or an array of strings. Errors are
 // *[AssertionError].
-func ParseAssertion(raw string) (*Assertion, error) {
+func parseAssertion(raw string) (*Assertion, error) {
 	switch {
 	case raw == "":
 		return nil, reject("the assertion is empty")
@@ -175,7 +175,7 @@ func ParseAssertion(raw string) (*Assertion, error) {
 	return a, nil
 }
 
-// assertionHeader is the header member ParseAssertion reads itself; go-jose reads the rest.
+// assertionHeader is the header member parseAssertion reads itself; go-jose reads the rest.
 type assertionHeader struct {
 	Typ string `json:"typ"`
 }
@@ -212,8 +212,8 @@ func contentHash(header, payload []byte) [sha256.Size]byte {
 	return out
 }
 
-// AssertionRules are the claim checks of [Assertion.Verify].
-type AssertionRules struct {
+// assertionRules are the claim checks of [JWTBearer.Verify].
+type assertionRules struct {
 	// Audiences are the values that identify this server: its token endpoint URL and its
 	// issuer identifier. aud must contain at least one of them and nothing else.
 	Audiences []string
@@ -225,19 +225,19 @@ type AssertionRules struct {
 	// Leeway absorbs clock skew in every time check. Zero means [DefaultAssertionLeeway].
 	Leeway time.Duration
 	// JTIOptional accepts an assertion without jti if its lifetime is at most
-	// [MaxNoJTILifetime]; [UseAssertion] then guards replay with a hash of its signed content.
+	// [maxNoJTILifetime]; [UseAssertion] then guards replay with a hash of its signed content.
 	JTIOptional bool
 	// Now is the time of the check.
 	Now time.Time
 }
 
-// Verify checks the signature with the key named by kid (or the only key that fits alg) in
-// keys, then the claims (RFC 7523 §3): aud per [AssertionRules.Audiences]; exp present and
+// verify checks the signature with the key named by kid (or the only key that fits alg) in
+// keys, then the claims (RFC 7523 §3): aud per [assertionRules.Audiences]; exp present and
 // after now; nbf and iat, if present, not after now; exp - (iat or now) at most MaxLifetime;
 // jti present unless JTIOptional allows otherwise. Every time check allows the leeway. Errors
 // that reject the assertion are *[AssertionError]; others (a key set that cannot be fetched is
 // one of them) are server-side.
-func (a *Assertion) Verify(ctx context.Context, keys *verify.KeySet, r AssertionRules) error {
+func (a *Assertion) verify(ctx context.Context, keys *verify.KeySet, r assertionRules) error {
 	if r.Algorithm != "" && a.Algorithm != r.Algorithm {
 		return reject("the algorithm %q is not the one registered for this client", strict.Echo(a.Algorithm))
 	}
@@ -257,7 +257,7 @@ func (a *Assertion) Verify(ctx context.Context, keys *verify.KeySet, r Assertion
 	return a.checkClaims(r)
 }
 
-func (a *Assertion) checkClaims(r AssertionRules) error {
+func (a *Assertion) checkClaims(r assertionRules) error {
 	leeway := r.Leeway
 	if leeway <= 0 {
 		leeway = DefaultAssertionLeeway
@@ -294,8 +294,8 @@ func (a *Assertion) checkClaims(r AssertionRules) error {
 		if !r.JTIOptional {
 			return reject("the assertion has no jti claim")
 		}
-		if life > MaxNoJTILifetime+leeway {
-			return reject("an assertion without jti may live at most %s (exp - iat)", MaxNoJTILifetime)
+		if life > maxNoJTILifetime+leeway {
+			return reject("an assertion without jti may live at most %s (exp - iat)", maxNoJTILifetime)
 		}
 	}
 	return nil
@@ -304,9 +304,9 @@ func (a *Assertion) checkClaims(r AssertionRules) error {
 // UseAssertion marks a verified assertion as used, atomically across every instance sharing
 // jtis, and fails with an *[AssertionError] when it was used before. The key is namespace, the
 // issuer and the jti; for an assertion without jti, a SHA-256 of its decoded content (header
-// and payload: not their encoding, which [ParseAssertion] also requires to be canonical, and
+// and payload: not their encoding, which [parseAssertion] also requires to be canonical, and
 // not the signature, which ECDSA lets anyone re-randomize). It is kept until exp plus the
-// leeway, past which [Assertion.Verify] refuses the assertion anyway.
+// leeway, past which [JWTBearer.Verify] refuses the assertion anyway.
 func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, a *Assertion, leeway time.Duration) error {
 	if leeway <= 0 {
 		leeway = DefaultAssertionLeeway
@@ -343,9 +343,9 @@ type KeySets struct {
 	remote map[string]*verify.KeySet
 }
 
-// For returns the key set of inline keys set, or else of jwksURI. Neither is an
+// forKeys returns the key set of inline keys set, or else of jwksURI. Neither is an
 // *[AssertionError] (nothing registered to check with).
-func (k *KeySets) For(ctx context.Context, set *jose.JSONWebKeySet, jwksURI string) (*verify.KeySet, error) {
+func (k *KeySets) forKeys(ctx context.Context, set *jose.JSONWebKeySet, jwksURI string) (*verify.KeySet, error) {
 	if set != nil && len(set.Keys) > 0 {
 		ks, err := verify.NewStaticKeySet(set)
 		if err != nil {

@@ -124,7 +124,7 @@ func TestAssertionRules(t *testing.T) {
 	k := newKey(t, jose.ES256, "k1")
 	other := newKey(t, jose.ES256, "k1") // same kid, another key
 	keys := &KeySets{}
-	set, err := keys.For(context.Background(), k.set(), "")
+	set, err := keys.forKeys(context.Background(), k.set(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,12 +134,12 @@ func TestAssertionRules(t *testing.T) {
 	hsObj, _ := hsSigner.Sign([]byte(`{"iss":"i","sub":"s"}`))
 	hs, _ := hsObj.CompactSerialize()
 	base := claims("https://idp.example", "svc", now)
-	rules := AssertionRules{Audiences: []string{tokenURL, asIssuer}, MaxLifetime: time.Hour, Now: now}
+	rules := assertionRules{Audiences: []string{tokenURL, asIssuer}, MaxLifetime: time.Hour, Now: now}
 
 	cases := []struct {
 		name   string
 		raw    string
-		rules  func(*AssertionRules)
+		rules  func(*assertionRules)
 		reason string // substring of the rejection; "" means accepted
 	}{
 		{"valid", k.sign(t, base, nil), nil, ""},
@@ -179,9 +179,9 @@ func TestAssertionRules(t *testing.T) {
 		{"too long-lived", k.sign(t, with(base, "exp", now.Add(2*time.Hour).Unix()), nil), nil, "longer than"},
 		{"too long-lived without iat", k.sign(t, with(base, "iat", nil, "exp", now.Add(2*time.Hour).Unix()), nil), nil, "longer than"},
 		{"no jti", k.sign(t, with(base, "jti", nil), nil), nil, "no jti"},
-		{"no jti, optional, short", k.sign(t, with(base, "jti", nil), nil), func(r *AssertionRules) { r.JTIOptional = true }, ""},
-		{"no jti, optional, long", k.sign(t, with(base, "jti", nil, "exp", now.Add(30*time.Minute).Unix()), nil), func(r *AssertionRules) { r.JTIOptional = true }, "without jti"},
-		{"registered alg differs", k.sign(t, base, nil), func(r *AssertionRules) { r.Algorithm = "RS256" }, "registered"},
+		{"no jti, optional, short", k.sign(t, with(base, "jti", nil), nil), func(r *assertionRules) { r.JTIOptional = true }, ""},
+		{"no jti, optional, long", k.sign(t, with(base, "jti", nil, "exp", now.Add(30*time.Minute).Unix()), nil), func(r *assertionRules) { r.JTIOptional = true }, "without jti"},
+		{"registered alg differs", k.sign(t, base, nil), func(r *assertionRules) { r.Algorithm = "RS256" }, "registered"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -189,9 +189,9 @@ func TestAssertionRules(t *testing.T) {
 			if c.rules != nil {
 				c.rules(&r)
 			}
-			a, err := ParseAssertion(c.raw)
+			a, err := parseAssertion(c.raw)
 			if err == nil {
-				err = a.Verify(context.Background(), set, r)
+				err = a.verify(context.Background(), set, r)
 			}
 			checkReason(t, err, c.reason)
 		})
@@ -228,20 +228,20 @@ func TestKeyUse(t *testing.T) {
 	now := time.Now()
 	k := newKey(t, jose.EdDSA, "e1")
 	raw := k.sign(t, claims("i", "s", now), nil)
-	rules := AssertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
+	rules := assertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
 	for _, c := range []struct {
 		use    string
 		reason string
 	}{{"", ""}, {"sig", ""}, {"enc", "no usable"}} {
 		t.Run("use="+c.use, func(t *testing.T) {
 			set := &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public(c.use)}}
-			ks, err := (&KeySets{}).For(context.Background(), set, "")
+			ks, err := (&KeySets{}).forKeys(context.Background(), set, "")
 			if err == nil {
-				a, perr := ParseAssertion(raw)
+				a, perr := parseAssertion(raw)
 				if perr != nil {
 					t.Fatal(perr)
 				}
-				err = a.Verify(context.Background(), ks, rules)
+				err = a.verify(context.Background(), ks, rules)
 			}
 			checkReason(t, err, c.reason)
 		})
@@ -250,19 +250,19 @@ func TestKeyUse(t *testing.T) {
 
 func TestAlgorithms(t *testing.T) {
 	now := time.Now()
-	rules := AssertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
+	rules := assertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
 	for _, alg := range verify.DefaultAlgorithms() {
 		t.Run(string(alg), func(t *testing.T) {
 			k := newKey(t, alg, "k-"+string(alg))
-			ks, err := (&KeySets{}).For(context.Background(), k.set(), "")
+			ks, err := (&KeySets{}).forKeys(context.Background(), k.set(), "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := ParseAssertion(k.sign(t, claims("i", "s", now), nil))
+			a, err := parseAssertion(k.sign(t, claims("i", "s", now), nil))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := a.Verify(context.Background(), ks, rules); err != nil {
+			if err := a.verify(context.Background(), ks, rules); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -300,8 +300,8 @@ func TestUseAssertion(t *testing.T) {
 	k := newKey(t, jose.ES256, "k1")
 	jtis := &memJTIs{}
 	c := claims("https://idp.example", "svc", now)
-	a1, _ := ParseAssertion(k.sign(t, c, nil))
-	a2, _ := ParseAssertion(k.sign(t, c, nil)) // same jti, new signature
+	a1, _ := parseAssertion(k.sign(t, c, nil))
+	a2, _ := parseAssertion(k.sign(t, c, nil)) // same jti, new signature
 	if err := UseAssertion(context.Background(), jtis, "ns", a1, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +312,8 @@ func TestUseAssertion(t *testing.T) {
 	}
 	// Without jti: the signed content is the key, so a re-encoded signature is still a replay.
 	nj := k.sign(t, with(c, "jti", nil), nil)
-	b1, _ := ParseAssertion(nj)
-	b2, _ := ParseAssertion(nj[:strings.LastIndexByte(nj, '.')+1] + "AAAA")
+	b1, _ := parseAssertion(nj)
+	b2, _ := parseAssertion(nj[:strings.LastIndexByte(nj, '.')+1] + "AAAA")
 	if err := UseAssertion(context.Background(), jtis, "ns", b1, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -330,29 +330,29 @@ func TestRemoteKeys(t *testing.T) {
 	}))
 	defer srv.Close()
 	keys := &KeySets{}
-	rules := AssertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
+	rules := assertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
 	for i := 0; i < 5; i++ {
-		ks, err := keys.For(context.Background(), nil, srv.URL)
+		ks, err := keys.forKeys(context.Background(), nil, srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, _ := ParseAssertion(k.sign(t, claims("i", "s", now), nil))
-		if err := a.Verify(context.Background(), ks, rules); err != nil {
+		a, _ := parseAssertion(k.sign(t, claims("i", "s", now), nil))
+		if err := a.verify(context.Background(), ks, rules); err != nil {
 			t.Fatal(err)
 		}
 		// An unknown kid triggers at most one rate-limited refetch.
-		b, _ := ParseAssertion(newKey(t, jose.ES256, "x").sign(t, claims("i", "s", now), nil))
-		checkReason(t, b.Verify(context.Background(), ks, rules), "no registered key")
+		b, _ := parseAssertion(newKey(t, jose.ES256, "x").sign(t, claims("i", "s", now), nil))
+		checkReason(t, b.verify(context.Background(), ks, rules), "no registered key")
 	}
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2 (first use, one unknown-kid refetch)", n)
 	}
 	// An unreachable jwks_uri is a rejection, not a server error.
-	ks, _ := keys.For(context.Background(), nil, "http://127.0.0.1:1/jwks")
-	a, _ := ParseAssertion(k.sign(t, claims("i", "s", now), nil))
-	checkReason(t, a.Verify(context.Background(), ks, rules), "cannot be obtained")
+	ks, _ := keys.forKeys(context.Background(), nil, "http://127.0.0.1:1/jwks")
+	a, _ := parseAssertion(k.sign(t, claims("i", "s", now), nil))
+	checkReason(t, a.verify(context.Background(), ks, rules), "cannot be obtained")
 	// Nothing registered.
-	_, err := keys.For(context.Background(), nil, "")
+	_, err := keys.forKeys(context.Background(), nil, "")
 	checkReason(t, err, "no keys are registered")
 }
 
@@ -363,7 +363,7 @@ func FuzzParseAssertion(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, raw string) {
-		a, err := ParseAssertion(raw)
+		a, err := parseAssertion(raw)
 		if err != nil {
 			var ae *AssertionError
 			if !errors.As(err, &ae) {
@@ -380,16 +380,16 @@ func FuzzParseAssertion(f *testing.F) {
 func BenchmarkAssertionVerify(b *testing.B) {
 	now := time.Now()
 	k := newKey(b, jose.ES256, "k1")
-	ks, _ := (&KeySets{}).For(context.Background(), k.set(), "")
+	ks, _ := (&KeySets{}).forKeys(context.Background(), k.set(), "")
 	raw := k.sign(b, claims("i", "s", now), nil)
-	rules := AssertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
+	rules := assertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, Now: now}
 	b.ReportAllocs()
 	for b.Loop() {
-		a, err := ParseAssertion(raw)
+		a, err := parseAssertion(raw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := a.Verify(context.Background(), ks, rules); err != nil {
+		if err := a.verify(context.Background(), ks, rules); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,7 +26,7 @@ const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-typ
 // nowhere else: iss and sub must both be the client_id (and equal the client_id parameter if
 // one is sent); the client must be registered with token_endpoint_auth_method private_key_jwt
 // and, if it registered token_endpoint_auth_signing_alg, sign with that algorithm; aud must name
-// this server (see [AssertionRules.Audiences]); exp is required and exp - iat at most
+// this server (see [assertionRules.Audiences]); exp is required and exp - iat at most
 // MaxLifetime; jti is required and single-use. Any failure is invalid_client (RFC 7523 §3.2).
 // Other requests go to Fallback (fosite's DefaultClientAuthenticationStrategy).
 //
@@ -169,7 +169,7 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, form url.Values) (*sto
 	case form.Get("client_assertion") == "":
 		return nil, reject("the client_assertion parameter is missing")
 	}
-	a, err := ParseAssertion(form.Get("client_assertion"))
+	a, err := parseAssertion(form.Get("client_assertion"))
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, form url.Values) (*sto
 	if client.GetTokenEndpointAuthMethod() != storage.AuthMethodPrivateKeyJWT {
 		return nil, &unproven{"the client is not registered for private_key_jwt authentication"}
 	}
-	keys, err := p.Keys.For(ctx, client.JWKS, client.JWKSURI)
+	keys, err := p.Keys.forKeys(ctx, client.JWKS, client.JWKSURI)
 	var ae *AssertionError
 	if errors.As(err, &ae) {
 		return nil, &unproven{ae.Reason}
@@ -204,7 +204,7 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, form url.Values) (*sto
 	if p.Now != nil {
 		now = p.Now
 	}
-	err = a.Verify(ctx, keys, AssertionRules{
+	err = a.verify(ctx, keys, assertionRules{
 		Audiences: p.Audiences, Algorithm: client.TokenEndpointAuthSigningAlg, MaxLifetime: maxLife, Leeway: p.Leeway, Now: now(),
 	})
 	if errors.As(err, &ae) && !a.proven {

@@ -64,7 +64,7 @@ func TestAssertionReencodingIsRefused(t *testing.T) {
 	k := newKey(t, jose.ES256, "k1")
 	c := with(claims("https://idp.example", "svc", now), "jti", nil, "exp", now.Add(4*time.Minute).Unix())
 	good := k.sign(t, c, nil)
-	a, err := ParseAssertion(good)
+	a, err := parseAssertion(good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,15 +72,15 @@ func TestAssertionReencodingIsRefused(t *testing.T) {
 	if len(variants) < 3 {
 		t.Fatalf("only %d variants", len(variants))
 	}
-	set, _ := (&KeySets{}).For(context.Background(), k.set(), "")
+	set, _ := (&KeySets{}).forKeys(context.Background(), k.set(), "")
 	for _, v := range variants {
 		if _, err := jose.ParseSignedCompact(v, verify.DefaultAlgorithms()); err != nil {
 			continue // not one go-jose accepts: nothing to prove with it
 		}
-		va, err := ParseAssertion(v)
+		va, err := parseAssertion(v)
 		if err == nil {
 			// Were it accepted, it must at least verify to the same replay key.
-			if verr := va.Verify(context.Background(), set, AssertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, JTIOptional: true, Now: now}); verr == nil && va.content != a.content {
+			if verr := va.verify(context.Background(), set, assertionRules{Audiences: []string{tokenURL}, MaxLifetime: time.Hour, JTIOptional: true, Now: now}); verr == nil && va.content != a.content {
 				t.Fatalf("a re-encoding verifies with another replay key: %q", v)
 			}
 			t.Fatalf("re-encoded assertion accepted: %q", v)
@@ -92,7 +92,7 @@ func TestAssertionReencodingIsRefused(t *testing.T) {
 	if err := UseAssertion(context.Background(), jtis, "ns", a, 0); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := ParseAssertion(good)
+	b, _ := parseAssertion(good)
 	if err := UseAssertion(context.Background(), jtis, "ns", b, 0); err == nil {
 		t.Fatal("second use accepted")
 	}
@@ -112,7 +112,7 @@ func TestAssertionAmbiguousMembers(t *testing.T) {
 		"exp in another case": `{` + base + `,"aud":"` + tokenURL + `","sub":"svc","EXP":99999999999}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := ParseAssertion(k.signRaw(t, payload))
+			_, err := parseAssertion(k.signRaw(t, payload))
 			checkReason(t, err, "ambiguous")
 		})
 	}
@@ -124,7 +124,7 @@ func TestAssertionAmbiguousMembers(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			raw := b64(header) + "." + strings.Split(k.sign(t, c, nil), ".")[1] + ".AAAA"
-			if _, err := ParseAssertion(raw); err == nil {
+			if _, err := parseAssertion(raw); err == nil {
 				t.Fatal("accepted")
 			}
 		})

@@ -146,7 +146,7 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 }
 
 // Verify checks raw as a JWT from a trusted issuer, with the rules of this grant: parsed by
-// [ParseAssertion], the trust covering its issuer and subject found and unexpired, the
+// [parseAssertion], the trust covering its issuer and subject found and unexpired, the
 // signature checked with the trust's keys, aud naming this server, the lifetime bounded by the
 // trust's MaxAssertionLifetime (else MaxLifetime), jti required unless the trust has
 // JTIOptional. It does not use the assertion up ([UseAssertion] does). The RFC 8693 token
@@ -154,7 +154,7 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 // the JWT are *[AssertionError].
 func (h *JWTBearer) Verify(ctx context.Context, raw string) (*Assertion, *storage.Trust, error) {
 	now := h.now()
-	a, err := ParseAssertion(raw)
+	a, err := parseAssertion(raw)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -162,7 +162,7 @@ func (h *JWTBearer) Verify(ctx context.Context, raw string) (*Assertion, *storag
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := h.Keys.For(ctx, trust.JWKS, trust.JWKSURI)
+	keys, err := h.Keys.forKeys(ctx, trust.JWKS, trust.JWKSURI)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -173,7 +173,7 @@ func (h *JWTBearer) Verify(ctx context.Context, raw string) (*Assertion, *storag
 	if maxLife <= 0 {
 		maxLife = DefaultGrantAssertionLifetime
 	}
-	if err := a.Verify(ctx, keys, AssertionRules{
+	if err := a.verify(ctx, keys, assertionRules{
 		Audiences: h.Audiences, MaxLifetime: maxLife, Leeway: h.Leeway, JTIOptional: trust.JTIOptional, Now: now,
 	}); err != nil {
 		return nil, nil, err

@@ -156,8 +156,8 @@ type ResourceLookup interface {
 	ResourceServers(ctx context.Context) ([]storage.ResourceServer, error)
 }
 
-// Default returns the default resource server, or ErrInvalidTarget if none is configured.
-func (r Resolver) Default(ctx context.Context) (*storage.ResourceServer, error) {
+// defaultServer returns the default resource server, or ErrInvalidTarget if none is configured.
+func (r Resolver) defaultServer(ctx context.Context) (*storage.ResourceServer, error) {
 	all, err := r.Resources.ResourceServers(ctx)
 	if err != nil {
 		return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
@@ -188,7 +188,7 @@ func (r Resolver) lookup(ctx context.Context, allowed []string, id string) (*sto
 // grant then covers all of them.
 func (r Resolver) ForAuthorization(ctx context.Context, client fosite.Client, indicators []string) ([]*storage.ResourceServer, error) {
 	if len(indicators) == 0 {
-		rs, err := r.Default(ctx)
+		rs, err := r.defaultServer(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -229,7 +229,7 @@ func (r Resolver) ForToken(ctx context.Context, client fosite.Client, indicators
 	default:
 		return nil, ErrInvalidTarget.WithHint("Only one resource may be requested per access token; request one token per resource.")
 	}
-	def, err := r.Default(ctx)
+	def, err := r.defaultServer(ctx)
 	if err != nil && !errors.Is(err, ErrInvalidTarget) {
 		return nil, err // the store failed: not a statement about the request
 	}
