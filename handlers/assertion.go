@@ -225,14 +225,14 @@ type assertionRules struct {
 	// Leeway absorbs clock skew in every time check. Zero means [DefaultAssertionLeeway].
 	Leeway time.Duration
 	// JTIOptional accepts an assertion without jti if its lifetime is at most
-	// [maxNoJTILifetime]; [UseAssertion] then guards replay with a hash of its signed content.
+	// maxNoJTILifetime (5 minutes); [UseAssertion] then guards replay with a hash of its signed content.
 	JTIOptional bool
 	// Now is the time of the check.
 	Now time.Time
 }
 
 // verify checks the signature with the key named by kid (or the only key that fits alg) in
-// keys, then the claims (RFC 7523 §3): aud per [assertionRules.Audiences]; exp present and
+// keys, then the claims (RFC 7523 §3): aud per assertionRules.Audiences; exp present and
 // after now; nbf and iat, if present, not after now; exp - (iat or now) at most MaxLifetime;
 // jti present unless JTIOptional allows otherwise. Every time check allows the leeway. Errors
 // that reject the assertion are *[AssertionError]; others (a key set that cannot be fetched is
@@ -304,7 +304,7 @@ func (a *Assertion) checkClaims(r assertionRules) error {
 // UseAssertion marks a verified assertion as used, atomically across every instance sharing
 // jtis, and fails with an *[AssertionError] when it was used before. The key is namespace, the
 // issuer and the jti; for an assertion without jti, a SHA-256 of its decoded content (header
-// and payload: not their encoding, which [parseAssertion] also requires to be canonical, and
+// and payload: not their encoding, which parseAssertion also requires to be canonical, and
 // not the signature, which ECDSA lets anyone re-randomize). It is kept until exp plus the
 // leeway, past which [JWTBearer.Verify] refuses the assertion anyway.
 func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, a *Assertion, leeway time.Duration) error {

@@ -26,7 +26,7 @@ const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-typ
 // nowhere else: iss and sub must both be the client_id (and equal the client_id parameter if
 // one is sent); the client must be registered with token_endpoint_auth_method private_key_jwt
 // and, if it registered token_endpoint_auth_signing_alg, sign with that algorithm; aud must name
-// this server (see [assertionRules.Audiences]); exp is required and exp - iat at most
+// this server (see assertionRules.Audiences); exp is required and exp - iat at most
 // MaxLifetime; jti is required and single-use. Any failure is invalid_client (RFC 7523 §3.2).
 // Other requests go to Fallback (fosite's DefaultClientAuthenticationStrategy).
 //

@@ -1,9 +1,19 @@
-// Package handlers holds the protocol pieces mandate adds around fosite: RFC 8707 resource
-// indicators (the one funnel every grant goes through to get its audience), RFC 8414
-// authorization-server metadata and the JWKS document, and RFC 7523: the jwt-bearer grant
-// ([JWTBearer]) and private_key_jwt client authentication ([PrivateKeyJWT]), on one assertion
-// verifier ([parseAssertion], [JWTBearer.Verify], [UseAssertion]).
+// Package handlers holds the protocol pieces mandate adds to fosite, each usable in a plain
+// fosite server (Example_fosite composes them) and assembled, batteries included, by the
+// provider package:
 //
-// The provider package wires them; applications rarely use this package directly, except to
-// compute a metadata URL ([WellKnownPath]) or validate a resource indicator ([ParseIndicator]).
+//   - RFC 8707 resource indicators: [ParseIndicator], [Indicators], [TokenIndicators], the
+//     [Resolver] (the one funnel every grant gets its audience through), [ResourceIndicators]
+//     (a fosite token endpoint handler for client_credentials) and [ResourcePolicy] (the
+//     audience mapper: a strategy.PolicySource that turns the granted resource server into the
+//     access token's aud, scopes, lifetime and algorithm), [ExactAudience] for fosite's audience
+//     matching, [ErrInvalidTarget].
+//   - RFC 7523: the jwt-bearer grant ([JWTBearer], trusts from a storage.TrustStore) and
+//     private_key_jwt client authentication ([PrivateKeyJWT], a fosite client authentication
+//     strategy), on one strict assertion verifier (allow-listed asymmetric algorithms, canonical
+//     encoding, strict claims, aud naming this server, bounded lifetime, single-use jti).
+//   - RFC 8414 metadata ([Metadata], [MetadataHandler], [WellKnownPath]) and the JWKS document
+//     ([JWKSHandler]).
+//   - RFC 8693 token exchange identifiers ([GrantTypeTokenExchange], the token types); the
+//     exchange itself is the provider's.
 package handlers

@@ -146,7 +146,7 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 }
 
 // Verify checks raw as a JWT from a trusted issuer, with the rules of this grant: parsed by
-// [parseAssertion], the trust covering its issuer and subject found and unexpired, the
+// parseAssertion, the trust covering its issuer and subject found and unexpired, the
 // signature checked with the trust's keys, aud naming this server, the lifetime bounded by the
 // trust's MaxAssertionLifetime (else MaxLifetime), jti required unless the trust has
 // JTIOptional. It does not use the assertion up ([UseAssertion] does). The RFC 8693 token
