@@ -143,7 +143,22 @@ func TokenIndicators(form url.Values) ([]string, error) {
 
 // Resolver maps resource indicators to registered resource servers, with the client's
 // permissions and the grant's limits applied. It is the single funnel through which every grant
-// — client_credentials, authorization_code, refresh_token and jwt-bearer — gets its audience.
+// — client_credentials, authorization_code, refresh_token, jwt-bearer and the token exchange —
+// gets its audience. The rules (RFC 8707):
+//
+//   - A resource value is an absolute http(s) URI with a host, without fragment, user info, dot
+//     segments or percent-encoded unreserved characters, at most [MaxIndicatorLength] bytes, at
+//     most [MaxIndicators] values; it must equal a registered resource server's identifier
+//     exactly (never by prefix) that the client lists among its resources. Anything else is
+//     invalid_target with a description naming the rule.
+//   - At the authorization endpoint several may be named; the grant covers all of them. At the
+//     token endpoint one access token names one resource server: a code or refresh grant may
+//     only narrow to one it covers, and only to one the client still lists.
+//   - No resource: the default resource server if the client (or grant) may use it; for a
+//     grant that does not cover it, the one resource it was granted; else invalid_target —
+//     never an empty aud.
+//   - Scopes ([GrantScopes]): requested ∩ the client's ∩ the resource server's, else
+//     invalid_scope; a token for B carries only B's scopes.
 type Resolver struct {
 	// Resources looks resource servers up by identifier.
 	Resources ResourceLookup

@@ -25,7 +25,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
-	xjwt "golang.org/x/oauth2/jwt"
+	"golang.org/x/oauth2/jwt"
 
 	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/storage"
@@ -149,9 +149,10 @@ func TestJWTBearerWithXOAuth2(t *testing.T) {
 		JWKS:   &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "sa-1"}}},
 		Scopes: []string{"orders:read"}, Resources: []string{orders}, JTIOptional: true,
 	})
-	cfg := &xjwt.Config{
-		Email: iss, Subject: "user-42", PrivateKey: pemKey, PrivateKeyID: "sa-1",
-		TokenURL: as.endpoint("token"), Expires: 4 * time.Minute,
+	tokenURL := as.endpoint("token")
+	cfg := &jwt.Config{
+		Email: iss, Subject: "user-42", PrivateKey: pemKey, PrivateKeyID: "sa-1", // iss, sub, key
+		TokenURL: tokenURL, Expires: 4 * time.Minute, // at most 5 minutes without jti
 	}
 	tok, err := cfg.TokenSource(context.Background()).Token()
 	if err != nil {

@@ -501,37 +501,37 @@ func TestMountOnRouters(t *testing.T) {
 	health := func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }
 	for _, tc := range []struct {
 		name  string
-		mount func(p *provider.Provider) http.Handler
+		mount func(as *provider.Provider) http.Handler
 	}{
-		{"net/http", func(p *provider.Provider) http.Handler {
+		{"net/http", func(as *provider.Provider) http.Handler {
 			mux := http.NewServeMux()
-			for _, pat := range p.Patterns() {
-				mux.Handle(pat, p)
+			for _, p := range as.Patterns() {
+				mux.Handle(p, as)
 			}
 			mux.HandleFunc("GET /health", health)
 			return mux
 		}},
-		{"chi", func(p *provider.Provider) http.Handler {
+		{"chi", func(as *provider.Provider) http.Handler {
 			r := chi.NewRouter()
-			for _, pat := range p.Patterns() {
-				r.Handle(pat, p)
+			for _, p := range as.Patterns() {
+				r.Handle(p, as)
 			}
 			r.Get("/health", health)
 			return r
 		}},
-		{"gin", func(p *provider.Provider) http.Handler {
+		{"gin", func(as *provider.Provider) http.Handler {
 			gin.SetMode(gin.TestMode)
 			g := gin.New()
-			for _, pat := range p.Patterns() {
-				g.Any(pat, gin.WrapH(p))
+			for _, p := range as.Patterns() {
+				g.Any(p, gin.WrapH(as))
 			}
 			g.GET("/health", gin.WrapF(health))
 			return g
 		}},
-		{"echo", func(p *provider.Provider) http.Handler {
+		{"echo", func(as *provider.Provider) http.Handler {
 			e := echo.New()
-			for _, pat := range p.Patterns() {
-				e.Any(pat, echo.WrapHandler(p))
+			for _, p := range as.Patterns() {
+				e.Any(p, echo.WrapHandler(as))
 			}
 			e.GET("/health", echo.WrapHandler(http.HandlerFunc(health)))
 			return e

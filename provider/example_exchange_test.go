@@ -13,8 +13,7 @@ import (
 // can send extra token-request parameters can do the same; golang.org/x/oauth2's
 // clientcredentials lets the grant type be overridden.
 func exchangeWithXOAuth2(ctx context.Context, tokenURL, clientID, secret, received, serviceC string) (*oauth2.Token, error) {
-	conf := clientcredentials.Config{
-		ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL,
+	conf := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL,
 		EndpointParams: url.Values{
 			"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
 			"subject_token":      {received}, // the caller's token, as B received it
@@ -22,5 +21,6 @@ func exchangeWithXOAuth2(ctx context.Context, tokenURL, clientID, secret, receiv
 			"resource":           {serviceC},
 		},
 	}
-	return conf.Token(ctx) // cache it only as long as the token B received is in use
+	tok, err := conf.Token(ctx) // for C; cache it no longer than the token B received is in use
+	return tok, err
 }

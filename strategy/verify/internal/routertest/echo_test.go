@@ -11,14 +11,15 @@ import (
 // recipe.
 func TestEcho(t *testing.T) {
 	f := newFixture(t)
-	e := echo.New()
-	e.Use(echo.WrapMiddleware(f.v.Middleware))
-	e.GET("/orders/:id", func(c echo.Context) error {
+	v, e := f.v, echo.New()
+	getOrder := func(c echo.Context) error {
 		s, ok := subject(c.Request(), c.Param("id"))
 		if !ok {
 			return c.String(http.StatusInternalServerError, "no claims")
 		}
 		return c.String(http.StatusOK, s)
-	}, echo.WrapMiddleware(f.v.RequireScope("orders:read")))
+	}
+	e.Use(echo.WrapMiddleware(v.Middleware))
+	e.GET("/orders/:id", getOrder, echo.WrapMiddleware(v.RequireScope("orders:read")))
 	f.check(t, e)
 }

@@ -24,14 +24,15 @@ func Auth(mw func(http.Handler) http.Handler) gin.HandlerFunc {
 func TestGin(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	f := newFixture(t)
-	g := gin.New()
-	g.GET("/orders/:id", Auth(f.v.Middleware), Auth(f.v.RequireScope("orders:read")), func(c *gin.Context) {
+	v, g := f.v, gin.New()
+	getOrder := func(c *gin.Context) {
 		s, ok := subject(c.Request, c.Param("id"))
 		if !ok {
 			c.String(http.StatusInternalServerError, "no claims")
 			return
 		}
 		c.String(http.StatusOK, s)
-	})
+	}
+	g.GET("/orders/:id", Auth(v.Middleware), Auth(v.RequireScope("orders:read")), getOrder)
 	f.check(t, g)
 }
