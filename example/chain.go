@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/mandate-dev/mandate/strategy/verify"
@@ -97,4 +98,14 @@ func inventoryResource(orders string) string {
 
 func chainWelcome(w io.Writer, rsURL string) {
 	fmt.Fprintf(w, "\nB calls C on behalf of the caller (RFC 8693 token exchange; C sees sub and act.sub):\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/orders/stock\n", rsURL)
+}
+
+// webWelcome prints how a user logs in through the demo web client (authorization code flow
+// with PKCE, the demo's login form and consent page).
+func webWelcome(w io.Writer, issuer, verifier string) {
+	q := url.Values{"response_type": {"code"}, "client_id": {webClient}, "state": {"demo-state-0123"},
+		"redirect_uri": {strings.TrimSuffix(issuer, "/") + callbackPath}, "scope": {"orders:read orders:write"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	fmt.Fprintf(w, "\nA user logs in (%s / %s), consents, and the demo web client gets a code; open in a browser:\n\n  %s/authorize?%s\n",
+		demoUser, demoPassword, strings.TrimSuffix(issuer, "/"), q.Encode())
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/storage/gormstore"
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The setup: from the file, or the built-in demo.
 	var setup *provider.Setup
 	var demoSecret, ordersSecret string
+	var web bool // the built-in setup has the demo web client (authorization code flow)
 	if o.config != "" {
 		if setup, err = provider.LoadSetup(o.config); err != nil {
 			return err
@@ -101,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		ordersSecret = hex.EncodeToString(b)
 		setup = demoSetup(o, demoSecret, ordersSecret)
+		web = true
 	}
 
 	dsn := o.db
@@ -112,11 +116,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	defer store.Close()
+	ui := newDemoUI(secret)
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:        o.issuer,
 		Secret:        secret,
 		Storage:       store,
-		Authenticator: demoLogin(),
+		Authenticator: ui, // the demo's login form
+		Consenter:     ui, // and consent page
 		Logger:        logger,
 
 		StatelessAccessTokens: o.stateless,
@@ -133,6 +139,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, pattern := range p.Patterns() {
 		mux.Handle(pattern, p)
 	}
+	verifier := oauth2.GenerateVerifier() // the demo web client's PKCE verifier, shown at its callback
+	mux.HandleFunc(loginPath, ui.ServeLogin)
+	mux.Handle(callbackPath, ui.ServeCallback(p.Issuer()+"/token", verifier))
 	asLn, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
@@ -174,6 +183,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printWelcome(stdout, p, setup, demoSecret, rsURL)
 	if rsURL != "" && ordersSecret != "" {
 		chainWelcome(stdout, rsURL)
+	}
+	if web {
+		webWelcome(stdout, p.Issuer(), verifier)
 	}
 
 	select {
@@ -273,6 +285,11 @@ func demoSetup(o options, secret, ordersSecret string) *provider.Setup {
 			ClientID: "demo-client", ClientSecret: secret, Name: "demo service",
 			TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"},
 			Scopes: []string{"orders:read", "orders:write"}, Resources: []string{rs},
+		}, {
+			ClientID: webClient, Public: true, Name: "demo web application (a user logs in)",
+			RedirectURIs: []string{strings.TrimSuffix(o.issuer, "/") + callbackPath},
+			GrantTypes:   []string{"authorization_code", "refresh_token"},
+			Scopes:       []string{"orders:read", "orders:write"}, Resources: []string{rs},
 		}},
 	}
 	if o.rsAddr != "" {
@@ -301,14 +318,6 @@ func defaultResource(s *provider.Setup) (provider.SetupResource, error) {
 		return s.ResourceServers[0], nil
 	}
 	return provider.SetupResource{}, errors.New("no resource server declared")
-}
-
-// demoLogin logs everybody in as the demo user. It exists so that the authorization-code flow
-// can be tried; a real application plugs in its own login here.
-func demoLogin() provider.Authenticator {
-	return provider.AuthenticatorFunc(func(w http.ResponseWriter, r *http.Request) (*provider.Authentication, bool) {
-		return &provider.Authentication{Subject: "demo-user", AuthTime: time.Now()}, true
-	})
 }
 
 // resourceServer is service B: it validates access tokens on its own, from the issuer's

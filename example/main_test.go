@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -464,6 +465,8 @@ func testDefaultDemo(t *testing.T, bin string) {
 	if wa := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(wa, `error="invalid_token"`) {
 		t.Fatalf("GET /orders with a forged token: %d, WWW-Authenticate %q", resp.StatusCode, wa)
 	}
+
+	testLoginAndConsent(t, e)
 
 	// B calls C on behalf of the caller: C sees the caller in sub and B in act.sub.
 	if !strings.Contains(e.stdout.String(), "/orders/stock") {
@@ -973,5 +976,87 @@ func testBadConfigs(t *testing.T, bin string) {
 			}
 			t.Logf("exit status %d: %s", exit.ExitCode(), strings.TrimSpace(stderr.String()))
 		})
+	}
+}
+
+// testLoginAndConsent follows the printed authorization URL as a browser would: the login form,
+// the consent page (one of two scopes granted), the callback, the code exchange.
+func testLoginAndConsent(t *testing.T, e *example) {
+	t.Helper()
+	m := regexp.MustCompile(`\n  (http://\S+/authorize\?\S+)\n`).FindStringSubmatch(e.stdout.String())
+	if m == nil {
+		t.Fatalf("no authorization URL printed:\n%s", e.stdout.String())
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: httpTimeout}
+	get := func(u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		var resp *http.Response
+		var err error
+		if form == nil {
+			resp, err = browser.Get(u)
+		} else {
+			resp, err = browser.PostForm(u, form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	// Not logged in: the login form; a wrong password is refused.
+	resp, page := get(m[1], nil)
+	if resp.Request.URL.Path != "/login" || !strings.Contains(page, `name="password"`) {
+		t.Fatalf("authorize without a login: %s %q", resp.Request.URL, page)
+	}
+	back := resp.Request.URL.Query().Get("return")
+	if resp, _ := get("http://"+e.addr+"/login", url.Values{"username": {"demo-user"}, "password": {"wrong"}, "return": {back}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", resp.StatusCode)
+	}
+	// Logged in: back to the authorization request, which shows the consent page.
+	resp, page = get("http://"+e.addr+"/login", url.Values{"username": {"demo-user"}, "password": {"demo"}, "return": {back}})
+	token := regexp.MustCompile(`name="consent" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || token == nil || !strings.Contains(page, "orders:write") {
+		t.Fatalf("consent page: %d %q", resp.StatusCode, page)
+	}
+	u, _ := url.Parse(m[1])
+	form := u.Query()
+	form.Set("consent", token[1])
+	form.Set("grant orders:read", "on") // orders:write left unchecked
+	// A forged answer (another token) only shows the page again.
+	forged := url.Values{}
+	for k, v := range form {
+		forged[k] = v
+	}
+	forged.Set("consent", strings.Repeat("0", 64))
+	if _, page := get(u.Scheme+"://"+u.Host+u.Path, forged); !strings.Contains(page, `name="consent"`) {
+		t.Fatalf("forged consent: %q", page)
+	}
+	noRedirect := &http.Client{Jar: jar, Timeout: httpTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(u.Scheme+"://"+u.Host+u.Path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, _ := url.Parse(resp.Header.Get("Location"))
+	if cb == nil || cb.Query().Get("code") == "" || cb.Query().Get("state") != "demo-state-0123" {
+		t.Fatalf("after consent: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The callback page prints the exchange; do it.
+	_, page = get(cb.String(), nil)
+	verifier := regexp.MustCompile(`code_verifier=(\S+)`).FindStringSubmatch(page)
+	if verifier == nil {
+		t.Fatalf("callback page: %q", page)
+	}
+	tok, te := postToken(t, e.tokenURL(t), url.Values{"grant_type": {"authorization_code"}, "client_id": {"demo-web"},
+		"code": {cb.Query().Get("code")}, "code_verifier": {verifier[1]}, "redirect_uri": {"http://" + e.addr + "/callback"}}, "", "")
+	if te != nil {
+		t.Fatalf("code exchange: %+v", te)
+	}
+	rs := "http://" + e.rsAddr + "/"
+	c, err := newVerifier(t, e.issuer, rs).Verify(t.Context(), tok)
+	if err != nil || c.Subject != "demo-user" || c.Scope != "orders:read" || c.ClientID != "demo-web" || c.AuthTime.IsZero() {
+		t.Fatalf("the user's token: %+v %v", c, err)
 	}
 }
