@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
@@ -214,6 +215,49 @@ func (k *SigningKey) sign(payload []byte) (string, error) {
 	}
 	buf = enc.AppendEncode(append(buf, '.'), sig)
 	return string(buf), nil
+}
+
+// SignJWT signs payload (a JSON object) as a compact JWS with header alg, kid and typ: for a JWT
+// of this server that is not an access token — an RFC 9701 introspection response
+// ("token-introspection+jwt"), for instance. typ "at+jwt" is the access tokens' own and refused
+// here: nothing else may look like one.
+func (k *SigningKey) SignJWT(typ string, payload []byte) (string, error) {
+	if strings.EqualFold(typ, TokenType) || strings.EqualFold(typ, "application/"+TokenType) {
+		return "", errors.New("strategy: SignJWT does not sign access tokens")
+	}
+	if !k.canSign() {
+		return "", errors.New("strategy: signing key was not created by NewSigningKey")
+	}
+	if k.header == nil {
+		js, err := jose.NewSigner(
+			jose.SigningKey{Algorithm: k.Algorithm, Key: jose.JSONWebKey{Key: cryptosigner.Opaque(k.Signer), KeyID: k.ID}},
+			(&jose.SignerOptions{}).WithType(jose.ContentType(typ)),
+		)
+		if err != nil {
+			return "", fmt.Errorf("strategy: signer for key %q: %w", k.ID, err)
+		}
+		jws, err := js.Sign(payload)
+		if err != nil {
+			return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
+		}
+		return jws.CompactSerialize()
+	}
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{string(k.Algorithm), k.ID, typ})
+	if err != nil {
+		return "", fmt.Errorf("strategy: header for key %q: %w", k.ID, err)
+	}
+	enc := base64.RawURLEncoding
+	buf := enc.AppendEncode(nil, header)
+	buf = enc.AppendEncode(append(buf, '.'), payload)
+	sig, err := k.signature(buf)
+	if err != nil {
+		return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
+	}
+	return string(enc.AppendEncode(append(buf, '.'), sig)), nil
 }
 
 // signature signs the JWS signing input with a key of the standard library's types: ES* as the

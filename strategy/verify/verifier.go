@@ -43,9 +43,7 @@ const (
 // asymmetric ones in common use. RS256 is the one RFC 9068 §2.1 makes mandatory. They are also
 // every algorithm mandate's authorization server signs with and accepts in assertions: this is
 // the one list.
-func DefaultAlgorithms() []jose.SignatureAlgorithm {
-	return []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
-}
+func DefaultAlgorithms() []jose.SignatureAlgorithm { return strict.Algorithms() }
 
 // AlgorithmNames is [DefaultAlgorithms] as a comma-separated list, for messages.
 func AlgorithmNames() string {

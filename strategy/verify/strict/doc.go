@@ -17,6 +17,8 @@
 //     with "127.").
 //   - [Echo]: the bounded, printable form of a value quoted back in an error description.
 //
-// The package imports only the standard library, so that strategy/verify, which a resource
-// server imports, stays free of everything but go-jose.
+//   - [Algorithms]: the one list of JWS algorithms mandate signs with and accepts.
+//
+// The package imports only the standard library and go-jose (for the algorithm names), so that
+// strategy/verify, which a resource server imports, stays free of everything else.
 package strict

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"unicode/utf8"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Errors of this package; the functions wrap them with detail. Compare with [errors.Is].
@@ -531,6 +533,14 @@ func FetchURL(s string) error {
 		return fmt.Errorf("%w: http is only allowed for loopback hosts; use https", ErrURL)
 	}
 	return fmt.Errorf("%w: scheme must be https", ErrURL)
+}
+
+// Algorithms returns the JWS algorithms mandate signs with and accepts, in a fresh slice:
+// asymmetric only (RS256, which RFC 9068 §2.1 makes mandatory, PS256, ES256, ES384, EdDSA);
+// "none" and HMAC never, since an HMAC "signature" keyed with a public key's bytes would
+// otherwise verify. Every list of algorithms in mandate is this one.
+func Algorithms() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
 }
 
 // MaxEcho is the most bytes of an outside value [Echo] returns.
