@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// TestImportGraph proves that a resource server importing this package pulls in nothing but the
-// standard library and go-jose v4: no fosite, no gorm, nothing else from this module but the
-// stdlib-only strict rules beside it.
+// TestImportGraph proves that a resource server importing this package, or its DPoP checker,
+// pulls in nothing but the standard library and go-jose v4: no fosite, no gorm, nothing else
+// from this module but the stdlib-only strict rules beside it.
 func TestImportGraph(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -19,10 +19,20 @@ func TestImportGraph(t *testing.T) {
 			t.Skip("go tool not found")
 		}
 	}
-	const self = "github.com/mandate-dev/mandate/strategy/verify"
+	for _, dir := range []string{".", "./dpop"} {
+		importGraph(t, goTool, dir)
+	}
+}
+
+func importGraph(t *testing.T, goTool, dir string) {
+	const root = "github.com/mandate-dev/mandate/strategy/verify"
+	self := root
+	if dir != "." {
+		self = root + "/" + strings.TrimPrefix(dir, "./")
+	}
 	for _, args := range [][]string{
-		{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "."},
-		{"list", "-deps", "-test", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "."},
+		{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", dir},
+		{"list", "-deps", "-test", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", dir},
 	} {
 		out, err := exec.Command(goTool, args...).CombinedOutput()
 		if err != nil {
@@ -35,7 +45,7 @@ func TestImportGraph(t *testing.T) {
 				sawJose = true
 			case p == self || p == self+"_test" || p == self+".test" || p == "["+self+".test]":
 				sawSelf = true
-			case p == self+"/strict":
+			case p == root+"/strict":
 				// The shared rules for outside input; it imports only the standard library,
 				// which this listing proves too (anything it imported would be listed).
 			default:
