@@ -47,6 +47,8 @@ type Provider struct {
 	retention time.Duration
 	// outage logs failures of an unreachable store once per interval (see outageLog).
 	outage *outageLog
+	// peerMeta caches the token endpoints found in peer authorization servers' metadata.
+	peerMeta *peerEndpoints
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -88,7 +90,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths}
+	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths, peerMeta: &peerEndpoints{}}
 	p.outage = newOutageLog(p.log, time.Now, outageLogInterval, outageSettle)
 	defer func() {
 		if err != nil {
@@ -288,5 +290,6 @@ func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 		IntrospectionEndpointAuthMethodsSupported:          clientAuth,
 		IntrospectionEndpointAuthSigningAlgValuesSupported: algs,
 		CodeChallengeMethodsSupported:                      []string{"S256"},
+		IdentityChainingRequestedTokenTypesSupported:       []string{handlers.TokenTypeAccessToken, handlers.TokenTypeJWT},
 	}, nil
 }
