@@ -16,6 +16,11 @@ import (
 // GrantTypeJWTBearer is the RFC 7523 §2.1 grant type.
 const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
+// GrantAssertionNamespace is the [UseAssertion] namespace of JWTs from trusted issuers, whether
+// presented as a jwt-bearer assertion or as a token exchange's subject or actor token: one JWT
+// is used once, through either door (a peer's JWT authorization grant included).
+const GrantAssertionNamespace = "jwt-bearer"
+
 // JWTBearer is the RFC 7523 §2.1 authorization grant as a fosite.TokenEndpointHandler: an
 // assertion from a trusted issuer ([storage.Trust]) is exchanged for an access token whose sub
 // is the assertion's sub. Unlike fosite's handler/rfc7523 it parses with an algorithm
@@ -156,7 +161,7 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	if err != nil {
 		return err
 	}
-	if err := UseAssertion(ctx, h.JTIs, "jwt-bearer", a, h.Leeway); err != nil {
+	if err := UseAssertion(ctx, h.JTIs, GrantAssertionNamespace, a, h.Leeway); err != nil {
 		return grantError(err)
 	}
 	sess.SetSubject(a.Subject)

@@ -100,7 +100,7 @@ type domains struct {
 // secrets of X's clients.
 var chainSecret = map[string]string{
 	"a": "a-secret-0123456789", "m": "m-secret-0123456789", "b-api": "b-api-secret-0123456789",
-	"b-local": "b-local-secret-0123456789",
+	"b-local": "b-local-secret-0123456789", "y-gw": "y-gw-secret-0123456789",
 }
 
 func startDomains(t *testing.T, store func(t *testing.T) storage.Store) *domains {
@@ -151,7 +151,8 @@ func startDomains(t *testing.T, store func(t *testing.T) storage.Store) *domains
 	// another issuer with keys of its own.
 	apply(d.y, `{
   "resource_servers": [{"identifier": "`+serviceC+`", "scopes": ["stock:read", "stock:write"], "access_token_ttl": "5m"}],
-  "clients": [],
+  "clients": [{"client_id": "y-gw", "client_secret": "`+chainSecret["y-gw"]+`", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+    "scopes": ["stock:read"], "resources": ["`+serviceC+`"]}],
   "trusted_issuers": [
     {"issuer": "`+d.x.issuer+`", "subject": "a", "jwks_from_metadata": true, "transcribe": ["act", "scope"],
      "scopes": ["stock:read", "stock:write"], "resources": ["`+serviceC+`"], "max_assertion_lifetime": "5m"},
@@ -374,6 +375,18 @@ func chainRefusals(t *testing.T, d *domains) {
 		{"audience instead of resource", atX("b-api", tokA, d.y.issuer, "audience", d.y.issuer), "invalid_request", "resource", false},
 		// At Y (and Z), the way in.
 		{"a replayed grant at Y", at(d.y, val(used), serviceC), "invalid_grant", "already been used", false},
+		{"a used grant replayed through Y's token exchange", func() (*http.Response, map[string]any) {
+			return d.y.post("token", url.Values{"grant_type": {tokenExchange}, "subject_token": {used}, "subject_token_type": {ttJWT},
+				"resource": {serviceC}}, "y-gw", chainSecret["y-gw"])
+		}, "invalid_request", "already been used", false},
+		{"a grant exchanged at Y, then presented", func() (*http.Response, map[string]any) {
+			g := freshGrant(d.y.issuer)
+			if resp, m := d.y.post("token", url.Values{"grant_type": {tokenExchange}, "subject_token": {g}, "subject_token_type": {ttJWT},
+				"resource": {serviceC}}, "y-gw", chainSecret["y-gw"]); resp.StatusCode != 200 {
+				t.Fatalf("exchange at Y: %d %v", resp.StatusCode, m)
+			}
+			return present(d.y, g, serviceC)
+		}, "invalid_grant", "already been used", false},
 		{"a grant from X presented to a third server Z", at(d.z, func() string { return freshGrant(d.y.issuer) }, serviceZ), "invalid_grant", "other than this authorization server", false},
 		{"a grant signed by X naming another trusted iss", at(d.y, func() string { return forged(otherIssuer) }, serviceC), "invalid_grant", "registered key of the issuer", false},
 		{"a grant signed by X naming an unknown iss", at(d.y, func() string { return forged("https://unknown.example") }, serviceC), "invalid_grant", "not trusted", false},

@@ -100,7 +100,7 @@ type exchanged struct {
 //     issuer, under that trust's rules, as for the jwt-bearer grant, used up once exchanged).
 //     Anything else is invalid_request naming the parameter. requested_token_type, if sent,
 //     must be access_token, or jwt for a JWT authorization grant for a peer authorization
-//     server (see [Provider.grantForPeer]: the rules below up to the delegation depth apply to
+//     server (see grantForPeer in chaining.go: the rules below up to the delegation depth apply to
 //     it too). audience is refused everywhere in favour of resource: a peer is named by its
 //     issuer identifier as the resource.
 //   - Anti-splicing. The presenter of an access_token subject token must be one of its
@@ -247,12 +247,12 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 	return resp, nil
 }
 
-// useUp uses up the trusted JWTs among the exchanged tokens: they are single-use, and used up
-// only once the exchange is decided.
+// useUp uses up the trusted JWTs among the exchanged tokens: they are single-use (across the
+// token exchange and the jwt-bearer grant alike), and used up only once the exchange is decided.
 func (p *Provider) useUp(ctx context.Context, tokens ...*exchanged) error {
 	for _, e := range tokens {
 		if e != nil && e.assertion != nil {
-			err := handlers.UseAssertion(ctx, p.store, "token-exchange", e.assertion, p.cfg.AssertionLeeway)
+			err := handlers.UseAssertion(ctx, p.store, handlers.GrantAssertionNamespace, e.assertion, p.cfg.AssertionLeeway)
 			var ae *handlers.AssertionError
 			if errors.As(err, &ae) {
 				return fosite.ErrInvalidRequest.WithHintf("The '%s' has already been used.", e.param)

@@ -297,6 +297,9 @@ func (s *Setup) validate(stored, storedPeer func(identifier string) bool) error 
 		if resources[rs.Identifier] {
 			bad(f+".identifier", "duplicate resource server %q", rs.Identifier)
 		}
+		if !peers[rs.Identifier] && storedPeer != nil && storedPeer(rs.Identifier) {
+			bad(f+".identifier", "%q is a peer authorization server too; a resource value must name one or the other", rs.Identifier)
+		}
 		resources[rs.Identifier] = true
 		checkScopes(bad, f+".scopes", rs.Scopes)
 		if rs.AccessTokenTTL != "" {

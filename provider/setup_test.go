@@ -131,8 +131,9 @@ func TestApplyPeers(t *testing.T) {
 		t.Fatalf("a client naming a stored peer: %v", err)
 	}
 	for doc, want := range map[string]string{
-		`{"peers":[{"issuer":"` + as.issuer + `"}]}`:           "not its own peer",
-		`{"peers":[{"issuer":"https://orders.example.com/"}]}`: "a resource server too",
+		`{"peers":[{"issuer":"` + as.issuer + `"}]}`:                               "not its own peer",
+		`{"peers":[{"issuer":"https://orders.example.com/"}]}`:                     "a resource server too",
+		`{"resource_servers":[{"identifier":"https://as.y.example","scopes":[]}]}`: "a peer authorization server too",
 		`{"trusted_issuers":[{"issuer":"https://as.x.example","allow_any_subject":true,"jwks_from_metadata":true,"scopes":[],"resources":["https://as.y.example"]}]}`: "trusted_issuers[0].resources[0]",
 	} {
 		if err := apply(doc); err == nil || !strings.Contains(err.Error(), want) {
