@@ -61,10 +61,9 @@ type KeySource interface {
 	PublicKeys(ctx context.Context) ([]jose.JSONWebKey, error)
 }
 
-// SigningKey is a key that signs access tokens (and the JWT authorization grants of
-// [JWT.MintGrant]). Create it with [NewSigningKey], which prepares the key's JWS headers (alg,
-// kid and typ "at+jwt", or typ "JWT" for grants) once; a SigningKey built any other way cannot
-// sign.
+// SigningKey is a key that signs access tokens. Create it with [NewSigningKey], which prepares
+// the key's JWS header (alg, kid and typ "at+jwt") once; a SigningKey built any other way
+// cannot sign.
 type SigningKey struct {
 	// ID is the JWS kid.
 	ID string
@@ -83,9 +82,6 @@ type SigningKey struct {
 	ecSize int
 	// signer signs with any other crypto.Signer, through go-jose.
 	signer jose.Signer
-	// grantHeader and grantSigner are header and signer with typ "JWT" ([GrantTokenType]).
-	grantHeader []byte
-	grantSigner jose.Signer
 }
 
 // NewSigningKey checks that alg fits the key (RSA keys of at least 2048 bits for RS* and PS*,
@@ -142,36 +138,26 @@ func newSigningKey(id string, alg jose.SignatureAlgorithm, s crypto.Signer) (*Si
 	case *ecdsa.PrivateKey:
 		k.ecSize = (key.Curve.Params().BitSize + 7) / 8
 	default:
-		for _, v := range []struct {
-			typ    string
-			signer *jose.Signer
-		}{{TokenType, &k.signer}, {GrantTokenType, &k.grantSigner}} {
-			js, err := jose.NewSigner(
-				jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: cryptosigner.Opaque(s), KeyID: id}},
-				(&jose.SignerOptions{}).WithType(jose.ContentType(v.typ)),
-			)
-			if err != nil {
-				return nil, fmt.Errorf("signer for key %q: %w", id, err)
-			}
-			*v.signer = js
+		js, err := jose.NewSigner(
+			jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: cryptosigner.Opaque(s), KeyID: id}},
+			(&jose.SignerOptions{}).WithType(TokenType),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("signer for key %q: %w", id, err)
 		}
+		k.signer = js
 		return k, nil
 	}
 	k.hash = algHash(alg)
-	for _, v := range []struct {
-		typ    string
-		header *[]byte
-	}{{TokenType, &k.header}, {GrantTokenType, &k.grantHeader}} {
-		header, err := json.Marshal(struct {
-			Alg string `json:"alg"`
-			Kid string `json:"kid"`
-			Typ string `json:"typ"`
-		}{string(alg), id, v.typ})
-		if err != nil {
-			return nil, fmt.Errorf("header for key %q: %w", id, err)
-		}
-		*v.header = append(base64.RawURLEncoding.AppendEncode(nil, header), '.')
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{string(alg), id, TokenType})
+	if err != nil {
+		return nil, fmt.Errorf("header for key %q: %w", id, err)
 	}
+	k.header = append(base64.RawURLEncoding.AppendEncode(nil, header), '.')
 	return k, nil
 }
 
@@ -201,22 +187,8 @@ func (k *SigningKey) sign(payload []byte) (string, error) {
 	if !k.canSign() {
 		return "", errors.New("strategy: signing key was not created by NewSigningKey")
 	}
-	return k.signWith(k.header, k.signer, payload)
-}
-
-// signGrant is sign with typ "JWT" ([GrantTokenType]).
-func (k *SigningKey) signGrant(payload []byte) (string, error) {
-	if !k.canSign() {
-		return "", errors.New("strategy: signing key was not created by NewSigningKey")
-	}
-	return k.signWith(k.grantHeader, k.grantSigner, payload)
-}
-
-// signWith signs payload under the prepared header (keys of the standard library's types) or
-// with the go-jose signer (any other crypto.Signer).
-func (k *SigningKey) signWith(header []byte, signer jose.Signer, payload []byte) (string, error) {
-	if header == nil {
-		jws, err := signer.Sign(payload)
+	if k.header == nil {
+		jws, err := k.signer.Sign(payload)
 		if err != nil {
 			return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
 		}
@@ -227,15 +199,15 @@ func (k *SigningKey) signWith(header []byte, signer jose.Signer, payload []byte)
 		return tok, nil
 	}
 	enc := base64.RawURLEncoding
-	n := len(header) + enc.EncodedLen(len(payload))
+	n := len(k.header) + enc.EncodedLen(len(payload))
 	// Room for the signature: 2·ecSize for ES*, 64 bytes for EdDSA, the modulus for RSA.
 	sigLen := max(2*k.ecSize, ed25519.SignatureSize)
 	if r, ok := k.Signer.(*rsa.PrivateKey); ok {
 		sigLen = r.Size()
 	}
 	buf := make([]byte, n, n+1+enc.EncodedLen(sigLen))
-	copy(buf, header)
-	enc.Encode(buf[len(header):], payload)
+	copy(buf, k.header)
+	enc.Encode(buf[len(k.header):], payload)
 	sig, err := k.signature(buf)
 	if err != nil {
 		return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
