@@ -14,6 +14,16 @@
 //	-config  declarative JSON configuration, re-applied on every start (create or update)
 //	-rs-addr listen address of the demo resource server (default 127.0.0.1:9401; "" disables it)
 //	-stateless do not persist access tokens (provider.Config.StatelessAccessTokens)
+//	-partner the resource identifier of a service in the configuration's peer trust domain:
+//	         the demo resource server calls its /orders at /orders/partner on behalf of its
+//	         caller (identity chaining across domains; see partner.go)
+//
+// The example runs as either of two trust domains from its configuration (the README has
+// both files): domain X declares its resource server B, B's client and domain Y as a peer;
+// domain Y trusts X's issuer, keyed to X's metadata, for its service C.
+//
+//	go run ./example -config x.json -partner http://127.0.0.1:9501/
+//	go run ./example -config y.json -addr 127.0.0.1:9500 -rs-addr 127.0.0.1:9501 -data y-data
 //
 // Without -config the example loads a built-in demo: one resource server (the demo resource
 // server itself) and a client_credentials client whose secret it prints, with a curl command.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +37,7 @@ func main() {
 // options are the command-line flags.
 type options struct {
 	addr, issuer, data, db, config, rsAddr string
+	partner                                string
 	stateless                              bool
 }
 
@@ -50,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.config, "config", "", "declarative JSON configuration file")
 	fs.StringVar(&o.rsAddr, "rs-addr", "127.0.0.1:9401", "listen address of the demo resource server (empty: none)")
 	fs.BoolVar(&o.stateless, "stateless", false, "do not persist access tokens (see provider.Config.StatelessAccessTokens)")
+	fs.StringVar(&o.partner, "partner", "", "resource identifier of a service in the config's peer trust domain, which the demo resource server calls at "+partnerPath)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -151,6 +154,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { errc <- servers[0].Serve(asLn) }()
 
 	var rsURL string
+	var partnerOf *partner
+	if o.partner != "" && o.rsAddr == "" {
+		return errors.New("-partner needs the demo resource server (-rs-addr)")
+	}
 	if o.rsAddr != "" {
 		rs, err := defaultResource(setup)
 		if err != nil {
@@ -160,16 +167,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
+			md, err := p.Metadata(ctx)
+			if err != nil {
+				return err
+			}
 			var chain *exchanger
 			if ordersSecret != "" {
-				md, err := p.Metadata(ctx)
-				if err != nil {
-					return err
-				}
 				chain = &exchanger{tokenURL: md.TokenEndpoint, clientID: ordersAPIClient, secret: ordersSecret,
 					inventory: inventoryResource(rs.Identifier), client: &http.Client{Timeout: 10 * time.Second}}
 			}
-			h, err := resourceServer(ctx, o.issuer, rs, chain, "http://"+rsLn.Addr().String())
+			if o.partner != "" {
+				if partnerOf, err = newPartner(setup, rs, md.TokenEndpoint, o.partner); err != nil {
+					return err
+				}
+			}
+			h, err := resourceServer(ctx, o.issuer, rs, chain, partnerOf, "http://"+rsLn.Addr().String())
 			if err != nil {
 				return err
 			}
@@ -183,6 +195,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printWelcome(stdout, p, setup, demoSecret, rsURL)
 	if rsURL != "" && ordersSecret != "" {
 		chainWelcome(stdout, rsURL)
+	}
+	if partnerOf != nil {
+		partnerWelcome(stdout, rsURL, partnerOf)
 	}
 	if web {
 		webWelcome(stdout, p.Issuer(), verifier)
@@ -321,9 +336,11 @@ func defaultResource(s *provider.Setup) (provider.SetupResource, error) {
 }
 
 // resourceServer is service B: it validates access tokens on its own, from the issuer's
-// metadata and keys, for its own identifier only. With chain set it also plays service C at
-// /inventory/ and calls it from /orders/stock on behalf of its caller (base is its own URL).
-func resourceServer(ctx context.Context, issuer string, rs provider.SetupResource, chain *exchanger, base string) (http.Handler, error) {
+// metadata and keys, for its own identifier only, and shows the caller (and who acts for it,
+// when a token exchange made the token). With chain set it also plays service C at
+// /inventory/ and calls it from /orders/stock on behalf of its caller (base is its own URL);
+// with partner set it calls a service of another trust domain from /orders/partner.
+func resourceServer(ctx context.Context, issuer string, rs provider.SetupResource, chain *exchanger, partner *partner, base string) (http.Handler, error) {
 	v, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: rs.Identifier})
 	if err != nil {
 		return nil, fmt.Errorf("demo resource server: %w", err)
@@ -331,9 +348,16 @@ func resourceServer(ctx context.Context, issuer string, rs provider.SetupResourc
 	mux := http.NewServeMux()
 	mux.Handle("/orders", v.Middleware(v.RequireScope(firstScope(rs))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verify.FromContext(r.Context())
+		out := map[string]any{"orders": []any{}, "caller": c.Subject, "client_id": c.ClientID, "scope": c.Scope}
+		if c.Act != nil {
+			out["act"] = c.Act
+		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"orders":[],"caller":%q,"client_id":%q,"scope":%q}`+"\n", c.Subject, c.ClientID, c.Scope)
+		_ = json.NewEncoder(w).Encode(out)
 	}))))
+	if partner != nil {
+		mux.Handle(partnerPath, v.Middleware(v.RequireScope(firstScope(rs))(partnerHandler(partner))))
+	}
 	if chain != nil {
 		inv, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: chain.inventory})
 		if err != nil {

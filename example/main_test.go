@@ -84,6 +84,10 @@ func TestExample(t *testing.T) {
 		t.Parallel()
 		testBadConfigs(t, bin)
 	})
+	t.Run("two trust domains", func(t *testing.T) {
+		t.Parallel()
+		testTwoDomains(t, bin)
+	})
 }
 
 // buildExample compiles the example into a temporary directory and returns the binary's path.
@@ -154,6 +158,8 @@ type startOptions struct {
 	addr, rsAddr string
 	// config, if set, is written as the -config file, for the issuer http://ADDR.
 	config func(issuer string) map[string]any
+	// args are more flags.
+	args []string
 }
 
 // example is a running example process.
@@ -199,6 +205,7 @@ func launch(t *testing.T, bin string, o startOptions) (*example, error) {
 		writeConfig(t, path, o.config(e.issuer))
 		args = append(args, "-config", path)
 	}
+	args = append(args, o.args...)
 	e.cmd = exec.Command(bin, args...)
 	e.cmd.Stdout, e.cmd.Stderr = e.stdout, e.stderr
 	if err := e.cmd.Start(); err != nil {

@@ -328,7 +328,8 @@ func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, 
 }
 
 // KeySets hands out the verification keys of trusts and clients: a fresh static set for keys
-// registered inline, and one cached [verify.KeySet] per jwks_uri, shared by every request
+// registered inline, and one cached [verify.KeySet] per jwks_uri (or per issuer, for a trust
+// whose keys its RFC 8414 metadata names), shared by every request
 // (single-flight fetches, refetch on an unknown kid at most once per MinRefreshInterval). The
 // zero value is ready to use. It is safe for concurrent use.
 type KeySets struct {
@@ -339,8 +340,8 @@ type KeySets struct {
 	// many registrations change).
 	Max int
 
-	mu     sync.Mutex
-	remote map[string]*verify.KeySet
+	mu         sync.Mutex
+	remoteSets map[string]*verify.KeySet // by jwks_uri, or by issuer for metadata-keyed trusts
 }
 
 // forKeys returns the key set of inline keys set, or else of jwksURI. Neither is an
@@ -356,12 +357,26 @@ func (k *KeySets) forKeys(ctx context.Context, set *jose.JSONWebKeySet, jwksURI 
 	if jwksURI == "" {
 		return nil, reject("no keys are registered for the assertion's issuer")
 	}
+	return k.remote(jwksURI, func() (*verify.KeySet, error) { return verify.NewRemoteKeySet(ctx, jwksURI, k.Config) })
+}
+
+// forTrust returns the key set of a trust: the one its issuer's RFC 8414 metadata names when
+// the trust says so (storage.Trust.MetadataKeys), else its inline keys or jwks_uri.
+func (k *KeySets) forTrust(ctx context.Context, t *storage.Trust) (*verify.KeySet, error) {
+	if !t.MetadataKeys {
+		return k.forKeys(ctx, t.JWKS, t.JWKSURI)
+	}
+	return k.remote("metadata\x00"+t.Issuer, func() (*verify.KeySet, error) { return verify.NewIssuerKeySet(ctx, t.Issuer, k.Config) })
+}
+
+// remote returns the cached remote key set of name, made by create when there is none yet.
+func (k *KeySets) remote(name string, create func() (*verify.KeySet, error)) (*verify.KeySet, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if ks, ok := k.remote[jwksURI]; ok {
+	if ks, ok := k.remoteSets[name]; ok {
 		return ks, nil
 	}
-	ks, err := verify.NewRemoteKeySet(ctx, jwksURI, k.Config)
+	ks, err := create()
 	if err != nil {
 		return nil, fmt.Errorf("handlers: key set: %w", err)
 	}
@@ -369,9 +384,9 @@ func (k *KeySets) forKeys(ctx context.Context, set *jose.JSONWebKeySet, jwksURI 
 	if limit <= 0 {
 		limit = 1024
 	}
-	if k.remote == nil || len(k.remote) >= limit {
-		k.remote = make(map[string]*verify.KeySet)
+	if k.remoteSets == nil || len(k.remoteSets) >= limit {
+		k.remoteSets = make(map[string]*verify.KeySet)
 	}
-	k.remote[jwksURI] = ks
+	k.remoteSets[name] = ks
 	return ks, nil
 }

@@ -16,6 +16,11 @@ import (
 // GrantTypeJWTBearer is the RFC 7523 §2.1 grant type.
 const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
+// GrantAssertionNamespace is the [UseAssertion] namespace of JWTs from trusted issuers, whether
+// presented as a jwt-bearer assertion or as a token exchange's subject or actor token: one JWT
+// is used once, through either door (a peer's JWT authorization grant included).
+const GrantAssertionNamespace = "jwt-bearer"
+
 // JWTBearer is the RFC 7523 §2.1 authorization grant as a fosite.TokenEndpointHandler: an
 // assertion from a trusted issuer ([storage.Trust]) is exchanged for an access token whose sub
 // is the assertion's sub. Unlike fosite's handler/rfc7523 it parses with an algorithm
@@ -26,9 +31,17 @@ const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 // HandleTokenEndpointRequest checks the assertion, resolves the one resource server the token
 // is for (RFC 8707 resource, through Resolver, within the trust's resources — and the client's,
 // when one authenticated — the default resource server when none is named) and the scopes
-// (requested, or all, within the trust's, the client's and the resource server's), grants
-// them on the request, and uses the assertion up: a refused resource or scope leaves it
-// unused. PopulateTokenEndpointResponse issues an access token (never a refresh token) through
+// (requested, or all, within the trust's, the client's and the resource server's, and the
+// assertion's scope claim when the trust transcribes it), grants them on the request, and uses
+// the assertion up: a refused resource or scope leaves it unused.
+//
+// Claims transcription (draft-ietf-oauth-identity-chaining §2.5, for grants from a peer
+// authorization server): the trust's Transcribe names what of the assertion carries over into
+// the token, through the session (storage.Session.Transcribed and its authentication fields):
+// act (actors qualified with the assertion's issuer, at most MaxDelegationDepth), scope (an
+// upper bound), auth_time, acr, amr and application claims by name. By default nothing does,
+// and an assertion with an act claim is refused (invalid_grant), since dropping act would
+// present a delegation as the subject's own call; any other claim is dropped. PopulateTokenEndpointResponse issues an access token (never a refresh token) through
 // AccessTokens, whose policy reads the granted audience ([ResourcePolicy] does).
 //
 // Client authentication is optional unless RequireClientAuth is set; credentials that are
@@ -54,6 +67,9 @@ type JWTBearer struct {
 	AccessTokenStorage oauth2.AccessTokenStorage
 	// RequireClientAuth makes client authentication mandatory for this grant.
 	RequireClientAuth bool
+	// MaxDelegationDepth bounds an act chain a trust transcribes into the token; zero means
+	// [DefaultMaxDelegationDepth].
+	MaxDelegationDepth int
 	// MaxLifetime bounds assertions of trusts without MaxAssertionLifetime; zero means
 	// [DefaultGrantAssertionLifetime].
 	MaxLifetime time.Duration
@@ -108,6 +124,10 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	if err != nil {
 		return grantError(err)
 	}
+	tr, err := transcribe(a, trust, h.MaxDelegationDepth)
+	if err != nil {
+		return grantError(err)
+	}
 	// The trust plays the part of a prior authorization: the token is for one of its resources
 	// and carries its scopes at most (narrowed to the client's when one authenticated).
 	scopes, resources := trust.Scopes, trust.Resources
@@ -130,15 +150,33 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 		if !slices.Contains(scopes, s) {
 			return fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", strict.Echo(s))
 		}
+		if tr.bounded && !slices.Contains(tr.scope, s) {
+			return fosite.ErrInvalidScope.WithHintf("The assertion's scope claim does not include scope '%s'; a grant is never widened.", strict.Echo(s))
+		}
+	}
+	if tr.bounded {
+		scopes = intersect(scopes, tr.scope)
 	}
 	granted, err := GrantScopes(requested, scopes, rs)
 	if err != nil {
 		return err
 	}
-	if err := UseAssertion(ctx, h.JTIs, "jwt-bearer", a, h.Leeway); err != nil {
+	if err := UseAssertion(ctx, h.JTIs, GrantAssertionNamespace, a, h.Leeway); err != nil {
 		return grantError(err)
 	}
 	sess.SetSubject(a.Subject)
+	if len(tr.claims) > 0 {
+		sess.Transcribed = tr.claims
+	}
+	if !tr.authTime.IsZero() {
+		sess.AuthTime = tr.authTime
+	}
+	if tr.acr != "" {
+		sess.ACR = tr.acr
+	}
+	if len(tr.amr) > 0 {
+		sess.AMR = tr.amr
+	}
 	req.Client = client
 	req.GrantedAudience = fosite.Arguments{rs.Identifier}
 	req.GrantedScope = fosite.Arguments(granted)
@@ -162,7 +200,7 @@ func (h *JWTBearer) Verify(ctx context.Context, raw string) (*Assertion, *storag
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := h.Keys.forKeys(ctx, trust.JWKS, trust.JWKSURI)
+	keys, err := h.Keys.forTrust(ctx, trust)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -47,6 +47,10 @@ type Metadata struct {
 	// include private_key_jwt (RFC 8414 §2).
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
 	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported,omitempty"`
+	// IdentityChainingRequestedTokenTypesSupported lists the requested_token_type values a
+	// token exchange accepts for chaining across domains
+	// (draft-ietf-oauth-identity-chaining §3).
+	IdentityChainingRequestedTokenTypesSupported []string `json:"identity_chaining_requested_token_types_supported,omitempty"`
 }
 
 // WellKnownPath returns the path at which the RFC 8414 metadata of issuer is served: the

@@ -82,7 +82,7 @@ func (p *Provider) compose() error {
 		Trusts: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences, Resolver: p.resolver,
 		AccessTokens: tokens, AccessTokenStorage: store,
 		RequireClientAuth: cfg.JWTBearerRequireClientAuth, MaxLifetime: cfg.MaxAssertionLifetime,
-		Leeway: cfg.AssertionLeeway, Now: cfg.Now,
+		Leeway: cfg.AssertionLeeway, Now: cfg.Now, MaxDelegationDepth: cfg.MaxDelegationDepth,
 	}
 	p.bearer = bearer
 	fc.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{explicit, pkceHandler}

@@ -43,6 +43,10 @@ type ExchangeRequest struct {
 	Resource string
 	// Scopes are the scopes the new token would carry.
 	Scopes []string
+	// RequestedTokenType is what the exchange issues: handlers.TokenTypeAccessToken, or
+	// handlers.TokenTypeJWT for a JWT authorization grant for a peer authorization server
+	// (Resource is then the peer's issuer).
+	RequestedTokenType string
 }
 
 // ExchangePolicy lets the application decide each RFC 8693 token exchange that mandate's own
@@ -80,6 +84,7 @@ type exchanged struct {
 
 	trust     *storage.Trust      // type jwt: the trust it was accepted under
 	assertion *handlers.Assertion // type jwt: to be used up once the exchange succeeds
+	claims    map[string]any      // type access_token: every claim, for transcription to a peer
 }
 
 // tokenExchange is the RFC 8693 token exchange grant
@@ -94,7 +99,10 @@ type exchanged struct {
 //     which only its resource server can read, is refused) and jwt (a JWT from a trusted
 //     issuer, under that trust's rules, as for the jwt-bearer grant, used up once exchanged).
 //     Anything else is invalid_request naming the parameter. requested_token_type, if sent,
-//     must be access_token. audience is refused everywhere in favour of resource.
+//     must be access_token, or jwt for a JWT authorization grant for a peer authorization
+//     server (see grantForPeer in chaining.go: the rules below up to the delegation depth apply to
+//     it too). audience is refused everywhere in favour of resource: a peer is named by its
+//     issuer identifier as the resource.
 //   - Anti-splicing. The presenter of an access_token subject token must be one of its
 //     audiences: the client must serve (Client.Serves) the resource server the token is for.
 //     So a token for B can be exchanged only by B, never by C that happened to see it. An
@@ -173,6 +181,9 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 	if max := p.cfg.MaxDelegationDepth; act.Depth() > max {
 		return nil, fosite.ErrInvalidRequest.WithHintf("The delegation chain would hold %d actors; at most %d are allowed.", act.Depth(), max)
 	}
+	if form.Get("requested_token_type") == handlers.TokenTypeJWT {
+		return p.grantForPeer(ctx, sc, form, subject, actorToken, act)
+	}
 
 	// The target, as for every grant; a trusted JWT's subject stays within its trust.
 	indicators, err := handlers.TokenIndicators(form)
@@ -194,7 +205,7 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 	if p.cfg.ExchangePolicy != nil {
 		allowed, err := p.cfg.ExchangePolicy.Exchange(ctx, ExchangeRequest{
 			ClientID: sc.ID, Subject: subject.subject, SubjectClientID: subject.clientID, SubjectTokenType: subject.typ,
-			Act: act.Clone(), Resource: rs.Identifier, Scopes: slices.Clone(scopes),
+			Act: act.Clone(), Resource: rs.Identifier, Scopes: slices.Clone(scopes), RequestedTokenType: handlers.TokenTypeAccessToken,
 		})
 		if err != nil {
 			p.log.Info("token exchange refused by policy", "client_id", sc.ID, "error", err.Error())
@@ -203,17 +214,8 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 		scopes = intersect(scopes, allowed)
 	}
 
-	// Trusted JWTs are single-use: used up only now that the exchange is decided.
-	for _, e := range []*exchanged{subject, actorToken} {
-		if e != nil && e.assertion != nil {
-			err := handlers.UseAssertion(ctx, p.store, "token-exchange", e.assertion, p.cfg.AssertionLeeway)
-			var ae *handlers.AssertionError
-			if errors.As(err, &ae) {
-				return nil, fosite.ErrInvalidRequest.WithHintf("The '%s' has already been used.", e.param)
-			} else if err != nil {
-				return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
-			}
-		}
+	if err := p.useUp(ctx, subject, actorToken); err != nil {
+		return nil, err
 	}
 	ar := &fosite.AccessRequest{
 		GrantTypes:       fosite.Arguments{handlers.GrantTypeTokenExchange},
@@ -245,6 +247,23 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 	return resp, nil
 }
 
+// useUp uses up the trusted JWTs among the exchanged tokens: they are single-use (across the
+// token exchange and the jwt-bearer grant alike), and used up only once the exchange is decided.
+func (p *Provider) useUp(ctx context.Context, tokens ...*exchanged) error {
+	for _, e := range tokens {
+		if e != nil && e.assertion != nil {
+			err := handlers.UseAssertion(ctx, p.store, handlers.GrantAssertionNamespace, e.assertion, p.cfg.AssertionLeeway)
+			var ae *handlers.AssertionError
+			if errors.As(err, &ae) {
+				return fosite.ErrInvalidRequest.WithHintf("The '%s' has already been used.", e.param)
+			} else if err != nil {
+				return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+			}
+		}
+	}
+	return nil
+}
+
 // checkExchangeParams checks the request parameters of RFC 8693 §2.1 that do not need a token
 // looked at.
 func checkExchangeParams(form url.Values) error {
@@ -258,8 +277,9 @@ func checkExchangeParams(form url.Values) error {
 	case form.Get("actor_token") == "" && form.Has("actor_token_type"):
 		return fosite.ErrInvalidRequest.WithHint("The 'actor_token_type' parameter must not be sent without 'actor_token'.")
 	}
-	if t := form.Get("requested_token_type"); t != "" && t != handlers.TokenTypeAccessToken {
-		return fosite.ErrInvalidRequest.WithHintf("The 'requested_token_type' '%s' is not supported; this server issues %s.", strict.Echo(t), handlers.TokenTypeAccessToken)
+	if t := form.Get("requested_token_type"); t != "" && t != handlers.TokenTypeAccessToken && t != handlers.TokenTypeJWT {
+		return fosite.ErrInvalidRequest.WithHintf("The 'requested_token_type' '%s' is not supported; this server issues %s, and %s for a peer authorization server.",
+			strict.Echo(t), handlers.TokenTypeAccessToken, handlers.TokenTypeJWT)
 	}
 	return nil
 }
@@ -322,7 +342,7 @@ func (p *Provider) exchangedAccessToken(ctx context.Context, param, token string
 	} else if !live {
 		return nil, fosite.ErrInvalidRequest.WithHintf("The '%s' has been revoked.", param)
 	}
-	e := &exchanged{param: param, typ: handlers.TokenTypeAccessToken, issuer: p.issuer}
+	e := &exchanged{param: param, typ: handlers.TokenTypeAccessToken, issuer: p.issuer, claims: claims}
 	var ok bool
 	e.subject, _ = claims["sub"].(string)
 	e.clientID, _ = claims["client_id"].(string)

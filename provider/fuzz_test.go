@@ -17,6 +17,8 @@ func FuzzParseSetup(f *testing.F) {
 	f.Add([]byte(`{"clients":[{"client_id":"a","public":true,"grant_types":["authorization_code"],"redirect_uris":["http://127.0.0.1/cb"]}]}`))
 	f.Add([]byte(`{"trusted_issuers":[{"issuer":"x","allow_any_subject":true,"jwks":{"keys":[{"kty":"EC"}]}}]}`))
 	f.Add([]byte(`{"resource_servers":[{"identifier":"https://a/","scopes":["a"],"access_token_ttl":"-1s"}]}`))
+	f.Add([]byte(`{"peers":[{"issuer":"https://y.example","scopes":["a"],"claims":["act"],"max_grant_lifetime":"2m"}],"clients":[{"client_id":"b","client_secret":"0123456789abcdef","grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"],"resources":["https://y.example"]}]}`))
+	f.Add([]byte(`{"trusted_issuers":[{"issuer":"https://x.example","allow_any_subject":true,"jwks_from_metadata":true,"transcribe":["act","scope"],"scopes":[],"resources":[]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := provider.ParseSetup(data)
 		if err != nil {

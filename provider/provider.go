@@ -47,6 +47,8 @@ type Provider struct {
 	retention time.Duration
 	// outage logs failures of an unreachable store once per interval (see outageLog).
 	outage *outageLog
+	// peerMeta caches the token endpoints found in peer authorization servers' metadata.
+	peerMeta *peerEndpoints
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -88,7 +90,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths}
+	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths, peerMeta: &peerEndpoints{}}
 	p.outage = newOutageLog(p.log, time.Now, outageLogInterval, outageSettle)
 	defer func() {
 		if err != nil {
@@ -251,7 +253,9 @@ func (p *Provider) Close() error {
 // Metadata returns the RFC 8414 metadata document. scopes_supported lists the scopes of every
 // registered resource server. Clients authenticate at the token, introspection and revocation
 // endpoints with a secret or with private_key_jwt (RFC 7523 §2.2, signed with one of
-// verify.DefaultAlgorithms); the jwt-bearer grant (RFC 7523 §2.1) is listed with the others.
+// verify.DefaultAlgorithms); the jwt-bearer grant (RFC 7523 §2.1) is listed with the others,
+// and identity_chaining_requested_token_types_supported says that a token exchange issues access
+// tokens and, for a registered peer, JWT authorization grants (draft-ietf-oauth-identity-chaining §3).
 func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 	rss, err := p.store.ResourceServers(ctx)
 	if err != nil {
@@ -288,5 +292,6 @@ func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 		IntrospectionEndpointAuthMethodsSupported:          clientAuth,
 		IntrospectionEndpointAuthSigningAlgValuesSupported: algs,
 		CodeChallengeMethodsSupported:                      []string{"S256"},
+		IdentityChainingRequestedTokenTypesSupported:       []string{handlers.TokenTypeAccessToken, handlers.TokenTypeJWT},
 	}, nil
 }

@@ -19,12 +19,13 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy"
 	"github.com/mandate-dev/mandate/strategy/verify"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
-// Setup is a declarative configuration: resource servers, clients and RFC 7523 trusts, as an
-// application keeps them in a JSON file. [ParseSetup] validates the file on its own;
+// Setup is a declarative configuration: resource servers, clients, RFC 7523 trusts and peer
+// authorization servers, as an application keeps them in a JSON file. [ParseSetup] validates the file on its own;
 // [Provider.Apply] checks what needs the provider (the issuer, resource servers the file names
 // without declaring them, which must be stored) and creates or updates every entry (entries
 // absent from the file are left alone), so it can run on every start.
@@ -39,11 +40,25 @@ import (
 //	                       "jwks_uri": "https://idp.partner.example/jwks", "scopes": ["orders:read"],
 //	                       "resources": ["https://orders.example.com/"], "expires_at": "2027-01-01T00:00:00Z"}]
 //	}
+//
+// Chaining across trust domains (draft-ietf-oauth-identity-chaining) takes one entry on each
+// side. Domain X lists domain Y's authorization server among its "peers" (and the client that
+// exchanges tokens for grants lists that issuer among its "resources"); domain Y trusts X's
+// issuer for grants, keyed to X's metadata, with what it transcribes:
+//
+//	"peers": [{"issuer": "https://as.y.example", "scopes": ["stock:read"], "claims": ["act"],
+//	           "max_grant_lifetime": "2m"}]
+//
+//	"trusted_issuers": [{"issuer": "https://as.x.example", "allow_any_subject": true,
+//	                     "jwks_from_metadata": true, "transcribe": ["act", "scope"],
+//	                     "scopes": ["stock:read"], "resources": ["https://stock.y.example/"],
+//	                     "max_assertion_lifetime": "5m"}]
 type Setup struct {
 	Issuer          string          `json:"issuer,omitempty"`
 	ResourceServers []SetupResource `json:"resource_servers"`
 	Clients         []SetupClient   `json:"clients"`
 	TrustedIssuers  []SetupTrust    `json:"trusted_issuers"`
+	Peers           []SetupPeer     `json:"peers"`
 }
 
 // SetupResource declares a storage.ResourceServer.
@@ -58,7 +73,8 @@ type SetupResource struct {
 }
 
 // SetupClient declares a storage.Client. client_secret is hashed before it is stored;
-// client_secret_hash takes an existing bcrypt hash instead.
+// client_secret_hash takes an existing bcrypt hash instead. resources may name resource
+// servers and peer authorization servers (the grants it may obtain by token exchange).
 type SetupClient struct {
 	ClientID                    string              `json:"client_id"`
 	Name                        string              `json:"name,omitempty"`
@@ -78,7 +94,10 @@ type SetupClient struct {
 	JWKSURI                     string              `json:"jwks_uri,omitempty"`
 }
 
-// SetupTrust declares a storage.Trust.
+// SetupTrust declares a storage.Trust. Its keys are given by exactly one of jwks, jwks_uri and
+// jwks_from_metadata (the issuer's RFC 8414 metadata names its jwks_uri: for a peer
+// authorization server, whose issuer is then an https URL). transcribe lists the claims of an
+// accepted grant that reach the access token (storage.Trust.Transcribe).
 type SetupTrust struct {
 	ID                   string              `json:"id,omitempty"`
 	Issuer               string              `json:"issuer"`
@@ -86,11 +105,28 @@ type SetupTrust struct {
 	AllowAnySubject      bool                `json:"allow_any_subject,omitempty"`
 	JWKS                 *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	JWKSURI              string              `json:"jwks_uri,omitempty"`
+	JWKSFromMetadata     bool                `json:"jwks_from_metadata,omitempty"`
+	Transcribe           []string            `json:"transcribe"`
 	Scopes               []string            `json:"scopes"`
 	Resources            []string            `json:"resources"`
 	ExpiresAt            string              `json:"expires_at,omitempty"`
 	MaxAssertionLifetime string              `json:"max_assertion_lifetime,omitempty"`
 	JTIOptional          bool                `json:"jti_optional,omitempty"`
+}
+
+// SetupPeer declares a storage.Peer: an authorization server of another trust domain that
+// this one issues JWT authorization grants for. issuer is its issuer identifier (the resource
+// value that names it, and the grants' aud); claims are what a grant may transcribe (act,
+// client_id, auth_time, acr, amr, application claims; scope is governed by scopes);
+// max_grant_lifetime is a duration of at most an hour (default 5m).
+type SetupPeer struct {
+	Issuer           string   `json:"issuer"`
+	Name             string   `json:"name,omitempty"`
+	TokenEndpoint    string   `json:"token_endpoint,omitempty"`
+	Scopes           []string `json:"scopes"`
+	Claims           []string `json:"claims"`
+	MaxGrantLifetime string   `json:"max_grant_lifetime,omitempty"`
+	SigningAlg       string   `json:"signing_alg,omitempty"`
 }
 
 // maxSetupBytes bounds a setup file.
@@ -140,7 +176,7 @@ func ParseSetup(data []byte) (*Setup, error) {
 	if err := strict.Check(data, &s); err != nil {
 		return nil, fmt.Errorf("provider: setup: %w", err)
 	}
-	if err := s.validate(nil); err != nil {
+	if err := s.validate(nil, nil); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -219,10 +255,11 @@ func jsonKind(t reflect.Type) string {
 	return "an object"
 }
 
-// validate checks the setup on its own. Whether a referenced resource server exists is asked
-// of stored (nil: not checked here, as ParseSetup cannot see the store): a setup may name
-// resource servers it does not declare, if they are stored already.
-func (s *Setup) validate(stored func(identifier string) bool) error {
+// validate checks the setup on its own. Whether a referenced resource server (or, among a
+// client's resources, a peer) exists is asked of stored and storedPeer (nil: not checked here,
+// as ParseSetup cannot see the store): a setup may name ones it does not declare, if they are
+// stored already.
+func (s *Setup) validate(stored, storedPeer func(identifier string) bool) error {
 	var errs []error
 	bad := func(field string, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("provider: setup: %s: %s", field, fmt.Sprintf(format, args...)))
@@ -247,6 +284,10 @@ func (s *Setup) validate(stored func(identifier string) bool) error {
 		}
 		return stored != nil && !stored(r)
 	}
+	peers := map[string]bool{}
+	for _, pe := range s.Peers {
+		peers[pe.Issuer] = true
+	}
 	defaults := 0
 	for i, rs := range s.ResourceServers {
 		f := fmt.Sprintf("resource_servers[%d]", i)
@@ -255,6 +296,9 @@ func (s *Setup) validate(stored func(identifier string) bool) error {
 		}
 		if resources[rs.Identifier] {
 			bad(f+".identifier", "duplicate resource server %q", rs.Identifier)
+		}
+		if !peers[rs.Identifier] && storedPeer != nil && storedPeer(rs.Identifier) {
+			bad(f+".identifier", "%q is a peer authorization server too; a resource value must name one or the other", rs.Identifier)
 		}
 		resources[rs.Identifier] = true
 		checkScopes(bad, f+".scopes", rs.Scopes)
@@ -356,8 +400,11 @@ func (s *Setup) validate(stored func(identifier string) bool) error {
 		}
 		checkScopes(bad, f+".scopes", c.Scopes)
 		for j, r := range c.Resources {
+			if peers[r] || storedPeer != nil && !resources[r] && storedPeer(r) {
+				continue // a peer authorization server: grants for it by token exchange
+			}
 			if unknown(r) {
-				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is neither declared nor stored as a resource server", r)
+				bad(fmt.Sprintf("%s.resources[%d]", f, j), "%q is neither declared nor stored as a resource server or a peer", r)
 			}
 		}
 		for j, r := range c.Serves {
@@ -383,14 +430,32 @@ func (s *Setup) validate(stored func(identifier string) bool) error {
 			bad(f, "duplicate trust for issuer %q and subject %q", t.Issuer, t.Subject)
 		}
 		trusts[id] = true
-		switch {
-		case t.JWKS != nil && t.JWKSURI != "":
+		switch n := btoi(t.JWKS != nil) + btoi(t.JWKSURI != "") + btoi(t.JWKSFromMetadata); {
+		case n > 1 && t.JWKSFromMetadata:
+			bad(f+".jwks_from_metadata", "give one of jwks, jwks_uri and jwks_from_metadata")
+		case n > 1:
 			bad(f+".jwks_uri", "give jwks or jwks_uri, not both")
-		case t.JWKS == nil && t.JWKSURI == "":
-			bad(f+".jwks", "a trust needs jwks or jwks_uri: its keys verify the issuer's assertions")
+		case n == 0:
+			bad(f+".jwks", "a trust needs jwks or jwks_uri (or jwks_from_metadata): its keys verify the issuer's assertions")
 		}
 		checkKeySet(bad, f+".jwks", t.JWKS)
 		checkHTTPSURL(bad, f+".jwks_uri", t.JWKSURI)
+		if t.JWKSFromMetadata {
+			if err := strict.FetchURL(t.Issuer); err != nil || strings.ContainsAny(t.Issuer, "?#") {
+				bad(f+".issuer", "%q: keys from metadata need an issuer that is an https URL without query or fragment", t.Issuer)
+			}
+		}
+		seenClaims := map[string]bool{}
+		for j, c := range t.Transcribe {
+			field := fmt.Sprintf("%s.transcribe[%d]", f, j)
+			switch {
+			case !handlers.Transcribable(c):
+				bad(field, "%q is a registered claim the token sets itself; transcribable: act, scope, auth_time, acr, amr and application claims", c)
+			case seenClaims[c]:
+				bad(field, "duplicate claim %q", c)
+			}
+			seenClaims[c] = true
+		}
 		checkScopes(bad, f+".scopes", t.Scopes)
 		for j, r := range t.Resources {
 			if unknown(r) {
@@ -408,7 +473,51 @@ func (s *Setup) validate(stored func(identifier string) bool) error {
 			}
 		}
 	}
+	seenPeers := map[string]bool{}
+	for i, pe := range s.Peers {
+		f := fmt.Sprintf("peers[%d]", i)
+		if _, err := ParseIssuer(pe.Issuer); err != nil {
+			bad(f+".issuer", "%q is not an issuer identifier (an https URL without query or fragment)", pe.Issuer)
+		} else if err := handlers.ParseIndicator(pe.Issuer); err != nil {
+			bad(f+".issuer", "%q cannot be sent as a resource parameter: %s", pe.Issuer, hintOf(err))
+		}
+		if seenPeers[pe.Issuer] {
+			bad(f+".issuer", "duplicate peer %q", pe.Issuer)
+		}
+		seenPeers[pe.Issuer] = true
+		if resources[pe.Issuer] || stored != nil && stored(pe.Issuer) {
+			bad(f+".issuer", "%q is a resource server too; a resource value must name one or the other", pe.Issuer)
+		}
+		checkHTTPSURL(bad, f+".token_endpoint", pe.TokenEndpoint)
+		checkScopes(bad, f+".scopes", pe.Scopes)
+		seenClaims := map[string]bool{}
+		for j, c := range pe.Claims {
+			field := fmt.Sprintf("%s.claims[%d]", f, j)
+			switch {
+			case c == "" || strategy.IsReservedClaim(c) && !slices.Contains(chainedClaims, c):
+				bad(field, "%q is not transcribed to a peer: act, client_id, auth_time, acr, amr and application claims are (scope is governed by scopes)", c)
+			case seenClaims[c]:
+				bad(field, "duplicate claim %q", c)
+			}
+			seenClaims[c] = true
+		}
+		if pe.MaxGrantLifetime != "" {
+			if d, err := time.ParseDuration(pe.MaxGrantLifetime); err != nil || d < time.Second || d > MaxGrantLifetime {
+				bad(f+".max_grant_lifetime", "%q must be a duration between 1s and %s, like \"2m\"", pe.MaxGrantLifetime, MaxGrantLifetime)
+			}
+		}
+		if pe.SigningAlg != "" && !supportedAlg(pe.SigningAlg) {
+			bad(f+".signing_alg", "%q is not supported (%s)", pe.SigningAlg, verify.AlgorithmNames())
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c SetupClient) authMethod() string {
@@ -501,8 +610,8 @@ func checkRedirectURI(bad func(string, string, ...any), field, v string) {
 	}
 }
 
-// Apply creates or updates every resource server, client and trust of s in the provider's
-// storage, in one transaction: on error nothing is written. A setup for another issuer
+// Apply creates or updates every resource server, client, trust and peer of s in the
+// provider's storage, in one transaction: on error nothing is written. A setup for another issuer
 // (Setup.Issuer set and not this provider's) is refused; a resource server named but not
 // declared must be stored already; every signing_alg gets its keys (the built-in rotating
 // keys create them; fixed Config.Keys must hold one).
@@ -510,14 +619,25 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 	if s.Issuer != "" && s.Issuer != p.issuer {
 		return fmt.Errorf("provider: setup: issuer %q is not this provider's issuer %q: the file is for another server", s.Issuer, p.issuer)
 	}
-	var lookupErr error
-	if err := s.validate(func(id string) bool {
-		_, err := p.store.ResourceServer(ctx, id)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			lookupErr = err
+	for i, pe := range s.Peers {
+		if pe.Issuer == p.issuer {
+			return fmt.Errorf("provider: setup: peers[%d].issuer: %q is this provider's own issuer; a server is not its own peer", i, pe.Issuer)
 		}
-		return err == nil
-	}); err != nil {
+	}
+	var lookupErr error
+	lookup := func(get func(string) error) func(string) bool {
+		return func(id string) bool {
+			err := get(id)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				lookupErr = err
+			}
+			return err == nil
+		}
+	}
+	if err := s.validate(
+		lookup(func(id string) error { _, err := p.store.ResourceServer(ctx, id); return err }),
+		lookup(func(id string) error { _, err := p.store.Peer(ctx, id); return err }),
+	); err != nil {
 		return errors.Join(err, lookupErr)
 	}
 	// Keys for every algorithm the setup names, before its transaction: a key written inside
@@ -525,6 +645,11 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 	for i, r := range s.ResourceServers {
 		if err := p.ensureKey(ctx, r.SigningAlg); err != nil {
 			return fmt.Errorf("provider: setup: resource_servers[%d].signing_alg: %q: %w", i, r.SigningAlg, err)
+		}
+	}
+	for i, pe := range s.Peers {
+		if err := p.ensureKey(ctx, pe.SigningAlg); err != nil {
+			return fmt.Errorf("provider: setup: peers[%d].signing_alg: %q: %w", i, pe.SigningAlg, err)
 		}
 	}
 	ctx, err = p.store.BeginTX(ctx)
@@ -576,8 +701,8 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 	for _, st := range s.TrustedIssuers {
 		t := &storage.Trust{
 			ID: st.trustID(), Issuer: st.Issuer, Subject: st.Subject, AllowAnySubject: st.AllowAnySubject,
-			JWKS: st.JWKS, JWKSURI: st.JWKSURI, Scopes: slices.Clone(st.Scopes), Resources: slices.Clone(st.Resources),
-			JTIOptional: st.JTIOptional,
+			JWKS: st.JWKS, JWKSURI: st.JWKSURI, MetadataKeys: st.JWKSFromMetadata, Transcribe: slices.Clone(st.Transcribe),
+			Scopes: slices.Clone(st.Scopes), Resources: slices.Clone(st.Resources), JTIOptional: st.JTIOptional,
 		}
 		if st.ExpiresAt != "" {
 			t.ExpiresAt, _ = time.Parse(time.RFC3339, st.ExpiresAt)
@@ -587,6 +712,18 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 		}
 		if err := p.store.SaveTrust(ctx, t); err != nil {
 			return fmt.Errorf("provider: apply setup: trust %q: %w", t.ID, err)
+		}
+	}
+	for _, sp := range s.Peers {
+		pe := &storage.Peer{
+			Issuer: sp.Issuer, Name: sp.Name, TokenEndpoint: sp.TokenEndpoint,
+			Scopes: slices.Clone(sp.Scopes), Claims: slices.Clone(sp.Claims), SigningAlg: sp.SigningAlg,
+		}
+		if sp.MaxGrantLifetime != "" {
+			pe.MaxGrantLifetime, _ = time.ParseDuration(sp.MaxGrantLifetime)
+		}
+		if err := p.store.SavePeer(ctx, pe); err != nil {
+			return fmt.Errorf("provider: apply setup: peer %q: %w", sp.Issuer, err)
 		}
 	}
 	if err := p.store.Commit(ctx); err != nil {

@@ -32,6 +32,21 @@ func TestParseSetupErrorsNameTheField(t *testing.T) {
 		{`{"trusted_issuers":[{"issuer":"https://i/","scopes":[],"resources":[]}]}`, "trusted_issuers[0].subject"},
 		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","scopes":[],"resources":[],"expires_at":"tomorrow"}]}`, "trusted_issuers[0].expires_at"},
 		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"ftp://x/","scopes":[],"resources":[]}]}`, "trusted_issuers[0].jwks_uri"},
+		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/jwks","jwks_from_metadata":true,"scopes":[],"resources":[]}]}`, "trusted_issuers[0].jwks_from_metadata"},
+		{`{"trusted_issuers":[{"issuer":"svc@partner","subject":"s","jwks_from_metadata":true,"scopes":[],"resources":[]}]}`, "trusted_issuers[0].issuer"},
+		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_from_metadata":true,"transcribe":["sub"],"scopes":[],"resources":[]}]}`, "trusted_issuers[0].transcribe[0]"},
+		{`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_from_metadata":true,"transcribe":["act","act"],"scopes":[],"resources":[]}]}`, "trusted_issuers[0].transcribe[1]: duplicate"},
+		{`{"peers":[{"issuer":"https://y.example/as?x=1"}]}`, "peers[0].issuer"},
+		{`{"peers":[{"issuer":"http://y.example"}]}`, "peers[0].issuer"},
+		{`{"peers":[{"issuer":"https://y.example"},{"issuer":"https://y.example"}]}`, "peers[1].issuer: duplicate"},
+		{`{"resource_servers":[{"identifier":"https://y.example","scopes":[]}],"peers":[{"issuer":"https://y.example"}]}`, "peers[0].issuer"},
+		{`{"peers":[{"issuer":"https://y.example","claims":["scope"]}]}`, "peers[0].claims[0]"},
+		{`{"peers":[{"issuer":"https://y.example","claims":["may_act"]}]}`, "peers[0].claims[0]"},
+		{`{"peers":[{"issuer":"https://y.example","max_grant_lifetime":"2h"}]}`, "peers[0].max_grant_lifetime"},
+		{`{"peers":[{"issuer":"https://y.example","signing_alg":"HS256"}]}`, "peers[0].signing_alg"},
+		{`{"peers":[{"issuer":"https://y.example","token_endpoint":"http://y.example/token"}]}`, "peers[0].token_endpoint"},
+		{`{"peers":[{"issuer":"https://y.example","scopes":["a b"]}]}`, "peers[0].scopes[0]"},
+		{`{"peers":[{"issuer":"https://y.example","bogus":1}]}`, "peers[0].bogus: unknown field"},
 		{`{"clients":[]} {"clients":[]}`, "trailing data"},
 		{`[]`, "provider: setup"},
 	}
@@ -85,5 +100,53 @@ func TestApplyChecksWhatNeedsTheProvider(t *testing.T) {
 	err = apply(`{"trusted_issuers":[{"issuer":"https://i/","subject":"s","jwks_uri":"https://i/k","scopes":[],"resources":["https://zz/"]}]}`)
 	if err == nil || !strings.Contains(err.Error(), "trusted_issuers[0].resources[0]") {
 		t.Fatalf("a trust naming an unknown resource: %v", err)
+	}
+}
+
+// TestApplyPeers: peers are stored with their rules; a client may name a declared or stored
+// peer among its resources; a peer that is this server, or a stored resource server, is refused.
+func TestApplyPeers(t *testing.T) {
+	as := newAS(t)
+	ctx := context.Background()
+	apply := func(doc string) error {
+		t.Helper()
+		s, err := provider.ParseSetup([]byte(doc))
+		if err != nil {
+			t.Fatalf("parse: %v", err)
+		}
+		return as.p.Apply(ctx, s)
+	}
+	if err := apply(`{"peers":[{"issuer":"https://as.y.example","name":"Y","scopes":["stock:read"],"claims":["act","tenant"],
+		"max_grant_lifetime":"90s","signing_alg":"EdDSA","token_endpoint":"https://as.y.example/token"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	pe, err := as.store.Peer(ctx, "https://as.y.example")
+	if err != nil || pe.Name != "Y" || pe.MaxGrantLifetime.Seconds() != 90 || pe.SigningAlg != "EdDSA" || pe.TokenEndpoint != "https://as.y.example/token" ||
+		len(pe.Scopes) != 1 || len(pe.Claims) != 2 {
+		t.Fatalf("peer %+v, %v", pe, err)
+	}
+	// A later, partial setup names the stored peer among a client's resources.
+	if err := apply(`{"clients":[{"client_id":"b","client_secret":"0123456789abcdef","grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"],
+		"scopes":["stock:read"],"resources":["https://as.y.example"],"serves":["https://orders.example.com/"]}]}`); err != nil {
+		t.Fatalf("a client naming a stored peer: %v", err)
+	}
+	for doc, want := range map[string]string{
+		`{"peers":[{"issuer":"` + as.issuer + `"}]}`:                               "not its own peer",
+		`{"peers":[{"issuer":"https://orders.example.com/"}]}`:                     "a resource server too",
+		`{"resource_servers":[{"identifier":"https://as.y.example","scopes":[]}]}`: "a peer authorization server too",
+		`{"trusted_issuers":[{"issuer":"https://as.x.example","allow_any_subject":true,"jwks_from_metadata":true,"scopes":[],"resources":["https://as.y.example"]}]}`: "trusted_issuers[0].resources[0]",
+	} {
+		if err := apply(doc); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error containing %q", doc, err, want)
+		}
+	}
+	// A trust keyed to an issuer's metadata, with transcription.
+	if err := apply(`{"trusted_issuers":[{"issuer":"https://as.x.example","allow_any_subject":true,"jwks_from_metadata":true,
+		"transcribe":["act","scope","tenant"],"scopes":["orders:read"],"resources":["https://orders.example.com/"]}]}`); err != nil {
+		t.Fatal(err)
+	}
+	trusts, err := as.store.Trusts(ctx, "https://as.x.example")
+	if err != nil || len(trusts) != 1 || !trusts[0].MetadataKeys || len(trusts[0].Transcribe) != 3 || trusts[0].JWKSURI != "" {
+		t.Fatalf("trust %+v, %v", trusts, err)
 	}
 }

@@ -97,6 +97,10 @@ type tokenResponse struct {
 	Resource string `json:"resource"`
 	// IssuedTokenType is RFC 8693 §2.2.1's issued_token_type, in token exchange responses.
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	// TokenEndpoint, in the response that issues a JWT authorization grant for a peer
+	// authorization server, is the peer's token endpoint, where the client presents the grant
+	// (a mandate extension; clients that do not know it ignore it).
+	TokenEndpoint string `json:"token_endpoint,omitempty"`
 }
 
 // tokenResponse is the answer for the access token minted for t.

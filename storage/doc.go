@@ -1,6 +1,7 @@
 // Package storage defines what mandate persists and the small role interfaces a store
 // implements: clients, resource servers (RFC 8707), token sessions (fosite's own storage
-// interfaces), signing keys, RFC 7523 trusts and single-use JWT IDs.
+// interfaces), signing keys, RFC 7523 trusts, the peer authorization servers JWT grants are
+// issued for (identity chaining across domains) and single-use JWT IDs.
 //
 // The framework never talks to a database directly. It talks to a [Store], which is the sum of
 // the role interfaces below. [github.com/mandate-dev/mandate/storage/gormstore] implements all of

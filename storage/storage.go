@@ -38,6 +38,7 @@ type Store interface {
 	TokenStore
 	KeyStore
 	TrustStore
+	PeerStore
 	JTIStore
 	Collector
 }

@@ -235,6 +235,21 @@ type Trust struct {
 	JWKS *jose.JSONWebKeySet
 	// JWKSURI is where the issuer publishes its keys, as an alternative to JWKS.
 	JWKSURI string
+	// MetadataKeys takes the issuer's keys from its RFC 8414 metadata, as an alternative to
+	// JWKS and JWKSURI: the jwks_uri of the document at the issuer's well-known URL (whose
+	// issuer member must equal Issuer exactly, §3.3), fetched when first needed and cached as
+	// a resource server's verifier caches it. For a peer authorization server that issues JWT
+	// authorization grants (draft-ietf-oauth-identity-chaining §2.2); Issuer is then an https
+	// URL.
+	MetadataKeys bool
+	// Transcribe lists the claims of an accepted assertion that carry over into the access
+	// token (claims transcription, draft-ietf-oauth-identity-chaining §2.5): "act" (the
+	// delegation chain, its actors qualified with Issuer), "scope" (an upper bound on the
+	// token's scopes), "auth_time", "acr", "amr", and application claims by name. Every other
+	// claim of the assertion is dropped. Empty (the default): the token carries its own claims
+	// only, and an assertion with an act claim is refused, as dropping act would present a
+	// delegation as the subject's own call.
+	Transcribe []string
 	// Scopes that tokens obtained through this trust may carry.
 	Scopes []string
 	// Resources (identifiers) those tokens may be issued for.
@@ -261,6 +276,7 @@ func (t *Trust) Clone() *Trust {
 	out.JWKS = cloneKeySet(t.JWKS)
 	out.Scopes = slices.Clone(t.Scopes)
 	out.Resources = slices.Clone(t.Resources)
+	out.Transcribe = slices.Clone(t.Transcribe)
 	return &out
 }
 
@@ -324,6 +340,10 @@ type Session struct {
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
 	// AccessToken holds the claims of the access token last minted with this session.
 	AccessToken map[string]any `json:"access_token,omitempty"`
+	// Transcribed holds the claims an RFC 7523 grant carries over into the access token minted
+	// with this session, as its trust allows (Trust.Transcribe): "act" as a JSON object, and
+	// application claims by name. The token strategy adds them to the token.
+	Transcribed map[string]any `json:"transcribed,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)
@@ -363,6 +383,7 @@ func (s *Session) Clone() fosite.Session {
 	out.Extra = deepCopyMap(s.Extra)
 	out.ExpiresAt = maps.Clone(s.ExpiresAt)
 	out.AccessToken = deepCopyMap(s.AccessToken)
+	out.Transcribed = deepCopyMap(s.Transcribed)
 	return &out
 }
 
@@ -384,6 +405,7 @@ func (s *Session) UnmarshalJSON(data []byte) error {
 	}
 	exactNumbers(p.Extra)
 	exactNumbers(p.AccessToken)
+	exactNumbers(p.Transcribed)
 	*s = Session(p)
 	return nil
 }

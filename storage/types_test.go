@@ -26,6 +26,9 @@ func normSession(s *Session) *Session {
 	if len(c.AccessToken) == 0 {
 		c.AccessToken = nil
 	}
+	if len(c.Transcribed) == 0 {
+		c.Transcribed = nil
+	}
 	if len(c.AMR) == 0 {
 		c.AMR = nil
 	}
@@ -50,7 +53,8 @@ func TestSessionJSONShape(t *testing.T) {
 	}
 }
 
-// TestSessionNumbersExact: the numbers in Extra and AccessToken read back as they were written.
+// TestSessionNumbersExact: the numbers in Extra, AccessToken and Transcribed read back as they
+// were written.
 func TestSessionNumbersExact(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -70,11 +74,11 @@ func TestSessionNumbersExact(t *testing.T) {
 		{`"7"`, "7"},
 	} {
 		var s Session
-		data := `{"extra":{"v":` + tc.in + `},"access_token":{"v":` + tc.in + `}}`
+		data := `{"extra":{"v":` + tc.in + `},"access_token":{"v":` + tc.in + `},"transcribed":{"v":` + tc.in + `}}`
 		if err := json.Unmarshal([]byte(data), &s); err != nil {
 			t.Fatalf("%s: %v", tc.in, err)
 		}
-		if !reflect.DeepEqual(s.Extra["v"], tc.want) || !reflect.DeepEqual(s.AccessToken["v"], tc.want) {
+		if !reflect.DeepEqual(s.Extra["v"], tc.want) || !reflect.DeepEqual(s.AccessToken["v"], tc.want) || !reflect.DeepEqual(s.Transcribed["v"], tc.want) {
 			t.Errorf("%s: got %#v / %#v, want %#v", tc.in, s.Extra["v"], s.AccessToken["v"], tc.want)
 		}
 		// And they encode back to the same text.

@@ -161,7 +161,9 @@ func (j *JWT) GenerateAccessToken(ctx context.Context, requester fosite.Requeste
 
 // Mint is [JWT.GenerateAccessToken] with the [Policy] given explicitly: it mints the access
 // token p describes for requester and returns it with its iat and exp. With p.NotAfter set, exp
-// is at most p.NotAfter; act and may_act are p.Act and p.MayAct.
+// is at most p.NotAfter; act and may_act are p.Act and p.MayAct. Claims the session transcribes
+// from an RFC 7523 grant (storage.Session.Transcribed) are added: act (when p.Act is nil; both
+// is an error) and application claims (a claim mapper setting one too is an error).
 func (j *JWT) Mint(ctx context.Context, requester fosite.Requester, p Policy) (Minted, error) {
 	switch {
 	case p.Audience == "":
@@ -182,6 +184,16 @@ func (j *JWT) Mint(ctx context.Context, requester fosite.Requester, p Policy) (M
 	}
 	if p.Act != nil && p.Act.Subject == "" || p.MayAct != nil && p.MayAct.Subject == "" {
 		return Minted{}, errors.New("strategy: an actor without sub")
+	}
+	act, fromGrant, err := transcribed(sess)
+	if err != nil {
+		return Minted{}, err
+	}
+	if act != nil {
+		if p.Act != nil {
+			return Minted{}, errors.New("strategy: the session transcribes an act claim and the policy sets one")
+		}
+		p.Act = act
 	}
 	key, err := j.keys.SigningKey(ctx, p.SigningAlg)
 	if err != nil {
@@ -219,6 +231,15 @@ func (j *JWT) Mint(ctx context.Context, requester fosite.Requester, p Policy) (M
 	extra, err := j.mapClaims(ctx, requester, sess, &p, c.ClientID)
 	if err != nil {
 		return Minted{}, err
+	}
+	for name, v := range fromGrant {
+		if _, dup := extra[name]; dup {
+			return Minted{}, fmt.Errorf("strategy: claim %q is set by a claim mapper and transcribed from the grant", name)
+		}
+		if extra == nil {
+			extra = make(map[string]any, len(fromGrant))
+		}
+		extra[name] = v
 	}
 	if v, ok := extra["may_act"]; ok {
 		delete(extra, "may_act")

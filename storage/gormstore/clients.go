@@ -363,6 +363,8 @@ type trustRecord struct {
 	AllowAnySubject      bool                `json:"allow_any_subject,omitempty"`
 	JWKS                 *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	JWKSURI              string              `json:"jwks_uri,omitempty"`
+	MetadataKeys         bool                `json:"metadata_keys,omitempty"`
+	Transcribe           []string            `json:"transcribe,omitempty"`
 	Scopes               []string            `json:"scopes,omitempty"`
 	Resources            []string            `json:"resources,omitempty"`
 	ExpiresAt            time.Time           `json:"expires_at,omitzero"`
@@ -399,8 +401,8 @@ func (s *Store) Trusts(ctx context.Context, issuer string) ([]storage.Trust, err
 		}
 		out = append(out, storage.Trust{
 			ID: r.ID, Issuer: r.Issuer, Subject: r.Subject, AllowAnySubject: r.AllowAnySubject,
-			JWKS: r.JWKS, JWKSURI: r.JWKSURI, Scopes: r.Scopes, Resources: r.Resources,
-			ExpiresAt: exp, MaxAssertionLifetime: r.MaxAssertionLifetime, JTIOptional: r.JTIOptional,
+			JWKS: r.JWKS, JWKSURI: r.JWKSURI, MetadataKeys: r.MetadataKeys, Transcribe: r.Transcribe,
+			Scopes: r.Scopes, Resources: r.Resources, ExpiresAt: exp, MaxAssertionLifetime: r.MaxAssertionLifetime, JTIOptional: r.JTIOptional,
 			CreatedAt: fromNanos(created), UpdatedAt: fromNanos(updated),
 		})
 	}
@@ -427,8 +429,8 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 	}
 	data, err := encode("trust", trustRecord{
 		ID: id, Issuer: t.Issuer, Subject: t.Subject, AllowAnySubject: t.AllowAnySubject,
-		JWKS: t.JWKS, JWKSURI: t.JWKSURI, Scopes: t.Scopes, Resources: t.Resources,
-		ExpiresAt: t.ExpiresAt, MaxAssertionLifetime: t.MaxAssertionLifetime, JTIOptional: t.JTIOptional,
+		JWKS: t.JWKS, JWKSURI: t.JWKSURI, MetadataKeys: t.MetadataKeys, Transcribe: t.Transcribe,
+		Scopes: t.Scopes, Resources: t.Resources, ExpiresAt: t.ExpiresAt, MaxAssertionLifetime: t.MaxAssertionLifetime, JTIOptional: t.JTIOptional,
 	})
 	if err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package creates and expects.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migration is one schema step. Its statements are written with placeholders for the column
 // types that differ between databases (see [Store.ddl]).
@@ -138,6 +138,18 @@ var migrations = []migration{{
 		`DROP TABLE mandate_tokens`,
 		`ALTER TABLE mandate_tokens_v3 RENAME TO mandate_tokens`,
 		`CREATE INDEX mandate_tokens_request ON mandate_tokens (kind, request_hash) WHERE request_hash <> signature`,
+	},
+}, {
+	// The peer authorization servers JWT authorization grants are issued for (storage.Peer):
+	// a table of its own, keyed like the other registrations.
+	version: 4,
+	stmts: []string{
+		`CREATE TABLE IF NOT EXISTS mandate_peers (
+			id_hash {HASH} NOT NULL PRIMARY KEY,
+			data {TEXT} NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		){OPTS}`,
 	},
 }}
 

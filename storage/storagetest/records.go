@@ -248,7 +248,8 @@ func testTrusts(t *testing.T, s storage.Store) {
 	if t1.ID == "" {
 		t.Fatal("SaveTrust did not assign an ID")
 	}
-	t2 := &storage.Trust{ID: "t2", Issuer: "https://idp.example", AllowAnySubject: true, JWKSURI: "https://idp.example/jwks"}
+	t2 := &storage.Trust{ID: "t2", Issuer: "https://idp.example", AllowAnySubject: true, MetadataKeys: true,
+		Transcribe: []string{"act", "scope", "tenant"}}
 	must(t, "SaveTrust(t2)", s.SaveTrust(ctx, t2))
 	t3 := &storage.Trust{ID: "t3", Issuer: "https://other.example", Subject: "x"}
 	must(t, "SaveTrust(t3)", s.SaveTrust(ctx, t3))
@@ -276,6 +277,11 @@ func testTrusts(t *testing.T, s storage.Store) {
 		t.Errorf("trust ExpiresAt = %v, want %v in UTC", got.ExpiresAt, exp)
 	}
 	checkStamps(t, "Trust", got.CreatedAt, got.UpdatedAt)
+	for i := range list {
+		if list[i].ID == "t2" && (!list[i].MetadataKeys || !slices.Equal(list[i].Transcribe, t2.Transcribe) || list[i].JWKS != nil || list[i].JWKSURI != "") {
+			t.Errorf("trust t2 = %+v, want keys from metadata and transcribe %v", list[i], t2.Transcribe)
+		}
+	}
 
 	list, err = s.Trusts(ctx, "https://IDP.example")
 	must(t, "Trusts(other case)", err)

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Clients", testClients},
 		{"ResourceServers", testResourceServers},
 		{"Trusts", testTrusts},
+		{"Peers", testPeers},
 		{"Keys", testKeys},
 		{"JTI", testJTI},
 		{"AuthorizeCode", testAuthorizeCode},

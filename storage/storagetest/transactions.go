@@ -48,6 +48,9 @@ func runTxEffects(t *testing.T, s storage.Store, commit bool) {
 	oldTrust := &storage.Trust{ID: randID("old-"), Issuer: issuer, Subject: "a"}
 	must(t, "SaveTrust", s.SaveTrust(ctx, oldTrust))
 	newTrust := randID("new-")
+	oldPeer := &storage.Peer{Issuer: randID("https://old-peer.example/")}
+	must(t, "SavePeer", s.SavePeer(ctx, oldPeer))
+	newPeer := randID("https://new-peer.example/")
 
 	var keysBefore int
 	must(t, "UpdateKeys", s.UpdateKeys(ctx, func(cur []storage.Key) ([]storage.Key, error) {
@@ -134,6 +137,12 @@ func runTxEffects(t *testing.T, s storage.Store, commit bool) {
 				ok, err := hasTrust(ctx, s, issuer, oldTrust.ID)
 				return !ok, err
 			}},
+		{"SavePeer",
+			func(ctx context.Context) error { return s.SavePeer(ctx, &storage.Peer{Issuer: newPeer}) },
+			func(ctx context.Context) (bool, error) { _, err := s.Peer(ctx, newPeer); return exists(err) }},
+		{"DeletePeer",
+			func(ctx context.Context) error { return s.DeletePeer(ctx, oldPeer.Issuer) },
+			func(ctx context.Context) (bool, error) { _, err := s.Peer(ctx, oldPeer.Issuer); return gone(err) }},
 		{"UpdateKeys",
 			func(ctx context.Context) error {
 				return s.UpdateKeys(ctx, func(cur []storage.Key) ([]storage.Key, error) {

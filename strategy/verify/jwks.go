@@ -339,37 +339,6 @@ func (r *remoteKeys) fetch(ctx context.Context) (*keySet, time.Duration, error) 
 	return s, cacheTTL(header.Get("Cache-Control"), r.minInterval, r.maxInterval), nil
 }
 
-// discover reads the issuer's RFC 8414 metadata and returns its jwks_uri
-// (https://www.rfc-editor.org/rfc/rfc8414#section-3).
-func discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
-	metaURL, err := wellKnownURL(issuer, "oauth-authorization-server")
-	if err != nil {
-		return "", err
-	}
-	body, _, err := get(ctx, client, metaURL)
-	if err != nil {
-		return "", fmt.Errorf("verify: fetch authorization server metadata: %w", err)
-	}
-	var meta struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := strict.Unmarshal(body, &meta); err != nil {
-		return "", fmt.Errorf("verify: authorization server metadata is not valid JSON: %w", err)
-	}
-	// RFC 8414 §3.3: the issuer in the metadata must be identical to the one we started from.
-	if meta.Issuer != issuer {
-		return "", fmt.Errorf("verify: metadata issuer %q does not equal the configured issuer", strict.Echo(meta.Issuer))
-	}
-	if meta.JWKSURI == "" {
-		return "", errors.New("verify: authorization server metadata has no jwks_uri")
-	}
-	if err := checkURL(meta.JWKSURI); err != nil {
-		return "", fmt.Errorf("verify: metadata jwks_uri: %w", err)
-	}
-	return meta.JWKSURI, nil
-}
-
 // maxRedirects bounds the redirects a metadata or JWKS fetch follows.
 const maxRedirects = 3
 
