@@ -2,7 +2,6 @@ package strategy
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/cryptosigner"
 
 	"github.com/mandate-dev/mandate/storage"
 )
@@ -124,7 +121,7 @@ func (j *JWT) MintGrant(ctx context.Context, g Grant) (Minted, error) {
 		}
 		payload = append(append(payload[:len(payload)-1], ','), more[1:]...)
 	}
-	token, err := signGrant(key, payload)
+	token, err := key.SignJWT(GrantTokenType, payload)
 	if err != nil {
 		return Minted{}, err
 	}
@@ -132,45 +129,6 @@ func (j *JWT) MintGrant(ctx context.Context, g Grant) (Minted, error) {
 		return Minted{}, fmt.Errorf("strategy: grant is %d bytes, more than %d", len(token), MaxTokenSize)
 	}
 	return Minted{Token: token, IssuedAt: time.Unix(now, 0), ExpiresAt: time.Unix(c.Exp, 0)}, nil
-}
-
-// signGrant signs payload as a compact JWS with header alg, kid and typ "JWT"
-// ([GrantTokenType]): directly for keys of the standard library's types, through go-jose for
-// any other crypto.Signer.
-func signGrant(k *SigningKey, payload []byte) (string, error) {
-	if !k.canSign() {
-		return "", errors.New("strategy: signing key was not created by NewSigningKey")
-	}
-	if k.header == nil {
-		js, err := jose.NewSigner(
-			jose.SigningKey{Algorithm: k.Algorithm, Key: jose.JSONWebKey{Key: cryptosigner.Opaque(k.Signer), KeyID: k.ID}},
-			(&jose.SignerOptions{}).WithType(GrantTokenType),
-		)
-		if err != nil {
-			return "", fmt.Errorf("strategy: signer for key %q: %w", k.ID, err)
-		}
-		jws, err := js.Sign(payload)
-		if err != nil {
-			return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
-		}
-		return jws.CompactSerialize()
-	}
-	header, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-		Typ string `json:"typ"`
-	}{string(k.Algorithm), k.ID, GrantTokenType})
-	if err != nil {
-		return "", fmt.Errorf("strategy: header for key %q: %w", k.ID, err)
-	}
-	enc := base64.RawURLEncoding
-	buf := enc.AppendEncode(nil, header)
-	buf = enc.AppendEncode(append(buf, '.'), payload)
-	sig, err := k.signature(buf)
-	if err != nil {
-		return "", fmt.Errorf("strategy: sign with key %q: %w", k.ID, err)
-	}
-	return string(enc.AppendEncode(append(buf, '.'), sig)), nil
 }
 
 // transcribed splits a session's transcribed claims (storage.Session.Transcribed: what an RFC
