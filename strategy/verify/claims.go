@@ -41,8 +41,20 @@ type Claims struct {
 	// MayAct is the may_act claim (RFC 8693 §4.4): the one party that may exchange this token
 	// to act for Subject. Nil if absent.
 	MayAct *Actor
+	// Confirmation is the cnf claim (RFC 7800 §3.1): the key the token is bound to. Nil for a
+	// bearer token. [Verifier.Verify] never returns a bound token; [Verifier.VerifyDPoP]
+	// returns one whose Confirmation.JKT is the proof's key.
+	Confirmation *Confirmation
 
 	raw []byte
+}
+
+// Confirmation is a cnf claim (https://www.rfc-editor.org/rfc/rfc7800#section-3.1).
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key the token is bound to (RFC 9449
+	// §6.1); empty when the token is bound some other way (such as mutual TLS, RFC 8705),
+	// which this package cannot check.
+	JKT string `json:"jkt"`
 }
 
 // Actor is an RFC 8693 actor: an act or may_act claim object
@@ -91,6 +103,26 @@ func decodeActor(name string, raw json.RawMessage, nested bool) (*Actor, error) 
 		}
 	}
 	return a, nil
+}
+
+// decodeConfirmation decodes a cnf claim: an object whose jkt, if present, is a non-empty
+// string. Other confirmation methods are kept as a binding this package cannot check.
+func decodeConfirmation(raw json.RawMessage) (*Confirmation, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil || len(members) == 0 {
+		return nil, fmt.Errorf("%w: cnf is not a non-empty object", ErrMalformed)
+	}
+	c := &Confirmation{}
+	if jkt, ok := members["jkt"]; ok {
+		if err := json.Unmarshal(jkt, &c.JKT); err != nil || c.JKT == "" {
+			return nil, fmt.Errorf("%w: cnf.jkt is not a non-empty string", ErrMalformed)
+		}
+	}
+	return c, nil
 }
 
 // Depth is the number of actors in the chain a is the newest of (0 for nil).
@@ -167,6 +199,7 @@ type payload struct {
 	AMR      []string        `json:"amr"`
 	Act      json.RawMessage `json:"act"`
 	MayAct   json.RawMessage `json:"may_act"`
+	Cnf      json.RawMessage `json:"cnf"`
 }
 
 // payloadSchema is the member layout of payload, worked out once. It is never modified.

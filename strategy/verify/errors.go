@@ -47,6 +47,12 @@ var (
 	// decryption key, or the JWE does not carry a nested JWT.
 	ErrDecrypt = errors.New("verify: cannot decrypt token")
 
+	// ErrBinding: the token's key binding does not hold: a sender-constrained token (cnf)
+	// given to [Verifier.Verify], a token without cnf.jkt given to [Verifier.VerifyDPoP], or
+	// a proof by another key than the one the token is bound to (RFC 9449 §7). A proof that is
+	// itself invalid wraps [dpop.ErrInvalidProof] instead.
+	ErrBinding = errors.New("verify: token binding does not hold")
+
 	// ErrKeysUnavailable: the verifier has never obtained a key set (discovery or the JWKS
 	// fetch failed and no earlier set is cached). This is a server-side condition, not a bad
 	// token; [Verifier.Middleware] answers it with 503.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
@@ -27,6 +28,11 @@ type ProtectedResourceMetadata struct {
 	BearerMethodsSupported []string `json:"bearer_methods_supported,omitempty"`
 	// ResourceSigningAlgValuesSupported lists JWS algorithms the resource signs responses with.
 	ResourceSigningAlgValuesSupported []string `json:"resource_signing_alg_values_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the algorithms DPoP proofs may be signed with
+	// (RFC 9728 §2, RFC 9449).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// DPoPBoundAccessTokensRequired says that the resource accepts only DPoP-bound tokens.
+	DPoPBoundAccessTokensRequired bool `json:"dpop_bound_access_tokens_required,omitempty"`
 	// ResourceName is a human-readable name.
 	ResourceName string `json:"resource_name,omitempty"`
 	// ResourceDocumentation is a URL of human-readable documentation.
@@ -39,12 +45,15 @@ type ProtectedResourceMetadata struct {
 
 // Metadata returns the RFC 9728 metadata this verifier implies: resource = [Config.Audience],
 // authorization_servers = {[Config.Issuer]}, bearer_methods_supported from the token delivery
-// methods the middleware accepts.
+// methods the middleware accepts, the DPoP proof algorithms and, with [Config.DPoPRequired],
+// dpop_bound_access_tokens_required.
 func (v *Verifier) Metadata() ProtectedResourceMetadata {
 	m := ProtectedResourceMetadata{
-		Resource:               v.audience,
-		AuthorizationServers:   []string{v.issuer},
-		BearerMethodsSupported: []string{"header"},
+		Resource:                      v.audience,
+		AuthorizationServers:          []string{v.issuer},
+		BearerMethodsSupported:        []string{"header"},
+		DPoPSigningAlgValuesSupported: strings.Fields(v.dpopAlgs),
+		DPoPBoundAccessTokensRequired: v.dpopRequired,
 	}
 	if v.form {
 		m.BearerMethodsSupported = append(m.BearerMethodsSupported, "body")

@@ -50,7 +50,7 @@ func TestMetadataHandler(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"authorization_servers":["https://as.example.com"],"bearer_methods_supported":["header"],"resource":"https://orders.example.com/","resource_name":"Orders","scopes_supported":["orders:read"]}`
+	want := `{"authorization_servers":["https://as.example.com"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["RS256","PS256","ES256","ES384","EdDSA"],"resource":"https://orders.example.com/","resource_name":"Orders","scopes_supported":["orders:read"]}`
 	if b, _ := json.Marshal(got); string(b) != want {
 		t.Fatalf("metadata:\n got %s\nwant %s", b, want)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/mandate-dev/mandate/strategy/verify/dpop"
 )
 
 type claimsKey struct{}
@@ -23,7 +25,7 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 	return c, ok && c != nil
 }
 
-// Middleware returns a handler that verifies the bearer token of each request and calls next
+// Middleware returns a handler that verifies the access token of each request and calls next
 // with the claims in the request context ([FromContext]). It is a plain
 // func(http.Handler) http.Handler, so it plugs into net/http, chi (r.Use), gin and echo (see the
 // package documentation).
@@ -31,38 +33,80 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 // The token is taken from the Authorization header (RFC 6750 §2.1,
 // https://www.rfc-editor.org/rfc/rfc6750#section-2.1; the scheme name is case-insensitive), and
 // from the access_token query or form parameter only when [Config.AllowQueryToken] or
-// [Config.AllowFormToken] is set. Failures are answered as RFC 6750 §3 prescribes, with a
-// Bearer challenge carrying realm and, if configured, resource_metadata (RFC 9728 §5.1):
+// [Config.AllowFormToken] is set. "Authorization: DPoP" takes a DPoP-bound token with the proof
+// in the DPoP header ([Verifier.VerifyDPoP], RFC 9449 §7.1); a DPoP-bound token sent any other
+// way is refused (§7.2), and so is every token but a DPoP one with [Config.DPoPRequired].
+// Failures are answered as RFC 6750 §3 and RFC 9449 §7.1 prescribe, with a challenge carrying
+// realm, the error, and resource_metadata if configured (RFC 9728 §5.1) — a Bearer challenge
+// and a DPoP one with algs, the one the request used first:
 //
-//   - no bearer token: 401, no error code;
+//   - no token: 401, no error code;
 //   - a malformed Authorization header, or a token sent more than one way: 400 invalid_request;
-//   - a token that fails [Verifier.Verify]: 401 invalid_token with a short, fixed
-//     error_description that never contains the token or internal details;
-//   - no key set could ever be fetched ([ErrKeysUnavailable]): 503 with Retry-After, no
-//     challenge — the token may be fine, the resource server cannot tell yet.
+//   - a token that fails verification, or whose binding does not hold: 401 invalid_token with
+//     a short, fixed error_description that never contains the token or internal details;
+//   - a missing, duplicated or invalid proof: 401 invalid_dpop_proof naming the failed rule;
+//   - a proof without this server's current nonce ([Config.DPoPNonces]): 401 use_dpop_nonce
+//     with the nonce in a DPoP-Nonce header;
+//   - no key set could ever be fetched ([ErrKeysUnavailable]), or the replay cache failed: 503
+//     with Retry-After, no challenge — the request may be fine, the resource server cannot
+//     tell yet.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, desc := v.bearerToken(w, r)
-		if desc != "" {
-			v.challenge(w, http.StatusBadRequest, "invalid_request", desc, "")
+		tok, scheme, desc := v.accessToken(w, r)
+		switch {
+		case desc != "":
+			v.challenge(w, http.StatusBadRequest, scheme, "invalid_request", desc, "")
+			return
+		case tok == "":
+			v.challenge(w, http.StatusUnauthorized, scheme, "", "", "")
+			return
+		case scheme == schemeBearer && v.dpopRequired:
+			v.challenge(w, http.StatusUnauthorized, schemeDPoP, "invalid_token",
+				"this resource requires a DPoP-bound access token and its proof", "")
 			return
 		}
-		if tok == "" {
-			v.challenge(w, http.StatusUnauthorized, "", "", "")
-			return
-		}
-		c, err := v.Verify(r.Context(), tok)
-		if err != nil {
-			if errors.Is(err, ErrKeysUnavailable) {
-				w.Header().Set("Retry-After", "5")
-				http.Error(w, "the access token cannot be validated right now", http.StatusServiceUnavailable)
-				return
+		var c *Claims
+		var err error
+		if scheme == schemeDPoP {
+			var proof string
+			if proof, err = dpop.FromHeader(r.Header); err == nil {
+				c, err = v.VerifyDPoP(r.Context(), tok, proof, r.Method, v.requestURI(r))
 			}
-			v.challenge(w, http.StatusUnauthorized, "invalid_token", describe(err), "")
+		} else if c, err = v.Verify(r.Context(), tok); errors.Is(err, ErrBinding) {
+			scheme = schemeDPoP // tell the client which scheme the token needs
+		}
+		if err != nil {
+			v.refuse(w, scheme, err)
 			return
+		}
+		if v.dpop.Nonces != nil && scheme == schemeDPoP {
+			w.Header().Set(dpop.NonceHeader, v.dpop.Nonces.Current())
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), c)))
 	})
+}
+
+// refuse answers a request whose token or proof failed with err.
+func (v *Verifier) refuse(w http.ResponseWriter, scheme string, err error) {
+	var nonce *dpop.NonceError
+	switch {
+	case errors.Is(err, ErrKeysUnavailable):
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the access token cannot be validated right now", http.StatusServiceUnavailable)
+	case errors.As(err, &nonce):
+		w.Header().Set(dpop.NonceHeader, nonce.Nonce)
+		v.challenge(w, http.StatusUnauthorized, schemeDPoP, "use_dpop_nonce", "the proof must carry the server's current nonce", "")
+	case errors.Is(err, dpop.ErrInvalidProof):
+		v.challenge(w, http.StatusUnauthorized, schemeDPoP, "invalid_dpop_proof", describeProof(err), "")
+	case errors.Is(err, ErrBinding):
+		v.challenge(w, http.StatusUnauthorized, schemeDPoP, "invalid_token", v.describeBinding(err), "")
+	case scheme == schemeDPoP && !isTokenError(err):
+		// The replay cache failed (or is full): the proof could not be checked.
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the DPoP proof cannot be checked right now", http.StatusServiceUnavailable)
+	default:
+		v.challenge(w, http.StatusUnauthorized, scheme, "invalid_token", describe(err), "")
+	}
 }
 
 // RequireScope returns middleware that lets a request through only if the claims that
@@ -76,12 +120,12 @@ func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handle
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := FromContext(r.Context())
 			if !ok {
-				v.challenge(w, http.StatusUnauthorized, "", "", "")
+				v.challenge(w, http.StatusUnauthorized, schemeBearer, "", "", "")
 				return
 			}
 			for _, s := range want {
 				if !c.HasScope(s) {
-					v.challenge(w, http.StatusForbidden, "insufficient_scope",
+					v.challenge(w, http.StatusForbidden, c.scheme(), "insufficient_scope",
 						"the access token does not grant the scope this request needs", param)
 					return
 				}
@@ -103,11 +147,11 @@ func (v *Verifier) RequireActor(subjects ...string) func(http.Handler) http.Hand
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := FromContext(r.Context())
 			if !ok {
-				v.challenge(w, http.StatusUnauthorized, "", "", "")
+				v.challenge(w, http.StatusUnauthorized, schemeBearer, "", "", "")
 				return
 			}
 			if c.Act == nil || c.Act.Issuer != "" && c.Act.Issuer != c.Issuer || !slices.Contains(want, c.Act.Subject) {
-				v.challenge(w, http.StatusForbidden, "insufficient_scope",
+				v.challenge(w, http.StatusForbidden, c.scheme(), "insufficient_scope",
 					"the request must arrive through another acting party", "")
 				return
 			}
@@ -116,18 +160,33 @@ func (v *Verifier) RequireActor(subjects ...string) func(http.Handler) http.Hand
 	}
 }
 
-// bearerToken returns the token of r, or a description of why the request is malformed.
-// An Authorization header with another scheme counts as no token.
-func (v *Verifier) bearerToken(w http.ResponseWriter, r *http.Request) (tok, malformed string) {
+// Authorization schemes.
+const (
+	schemeBearer = "Bearer"
+	schemeDPoP   = "DPoP"
+)
+
+// accessToken returns the token of r and the scheme it came with (Bearer for the query and
+// form parameters), or a description of why the request is malformed. An Authorization header
+// with another scheme counts as no token.
+func (v *Verifier) accessToken(w http.ResponseWriter, r *http.Request) (tok, scheme, malformed string) {
 	found := 0
+	scheme = schemeBearer
 	if hs := r.Header.Values("Authorization"); len(hs) > 1 {
-		return "", "more than one Authorization header"
+		return "", scheme, "more than one Authorization header"
 	} else if len(hs) == 1 {
-		scheme, rest, _ := strings.Cut(hs[0], " ")
-		if strings.EqualFold(scheme, "Bearer") {
+		name, rest, _ := strings.Cut(hs[0], " ")
+		switch {
+		case strings.EqualFold(name, schemeBearer):
+		case strings.EqualFold(name, schemeDPoP):
+			scheme = schemeDPoP
+		default:
+			name = ""
+		}
+		if name != "" {
 			rest = strings.TrimLeft(rest, " ")
 			if !isToken68(rest) {
-				return "", "malformed Bearer credentials"
+				return "", scheme, "malformed " + scheme + " credentials"
 			}
 			tok = rest
 			found++
@@ -136,7 +195,7 @@ func (v *Verifier) bearerToken(w http.ResponseWriter, r *http.Request) (tok, mal
 	if v.query {
 		if q := r.URL.Query()["access_token"]; len(q) > 0 {
 			if len(q) > 1 || !isToken68(q[0]) {
-				return "", "malformed access_token parameter"
+				return "", scheme, "malformed access_token parameter"
 			}
 			tok = q[0]
 			found++
@@ -147,11 +206,11 @@ func (v *Verifier) bearerToken(w http.ResponseWriter, r *http.Request) (tok, mal
 		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
 			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 			if err := r.ParseForm(); err != nil {
-				return "", "malformed form body"
+				return "", scheme, "malformed form body"
 			}
 			if f := r.PostForm["access_token"]; len(f) > 0 {
 				if len(f) > 1 || !isToken68(f[0]) {
-					return "", "malformed access_token parameter"
+					return "", scheme, "malformed access_token parameter"
 				}
 				tok = f[0]
 				found++
@@ -159,9 +218,9 @@ func (v *Verifier) bearerToken(w http.ResponseWriter, r *http.Request) (tok, mal
 		}
 	}
 	if found > 1 {
-		return "", "the access token was sent in more than one way"
+		return "", scheme, "the access token was sent in more than one way"
 	}
-	return tok, ""
+	return tok, scheme, ""
 }
 
 // isToken68 reports whether s matches b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
@@ -183,30 +242,49 @@ func isToken68(s string) bool {
 	return true
 }
 
-// challenge writes status with a Bearer WWW-Authenticate challenge (RFC 6750 §3).
-func (v *Verifier) challenge(w http.ResponseWriter, status int, code, desc, scope string) {
-	var b strings.Builder
-	b.WriteString("Bearer ")
-	param(&b, "realm", v.realm)
-	if code != "" {
-		param(&b, "error", code)
-		param(&b, "error_description", desc)
+// challenge writes status with WWW-Authenticate challenges (RFC 6750 §3, RFC 9449 §7.1): the
+// one of scheme with the error, if any, then the other scheme's plain one — Bearer only when
+// bearer tokens are accepted, DPoP always, with the algorithms a proof may use.
+func (v *Verifier) challenge(w http.ResponseWriter, status int, scheme, code, desc, scope string) {
+	schemes := [2]string{schemeBearer, schemeDPoP}
+	if scheme == schemeDPoP {
+		schemes = [2]string{schemeDPoP, schemeBearer}
 	}
-	if scope != "" {
-		param(&b, "scope", scope)
+	h := w.Header()
+	for i, s := range schemes {
+		if s == schemeBearer && v.dpopRequired {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString(s)
+		first := true
+		param(&b, &first, "realm", v.realm)
+		if i == 0 && code != "" {
+			param(&b, &first, "error", code)
+			param(&b, &first, "error_description", desc)
+			if scope != "" {
+				param(&b, &first, "scope", scope)
+			}
+		}
+		if s == schemeDPoP {
+			param(&b, &first, "algs", v.dpopAlgs)
+		}
+		if v.metadata != "" {
+			param(&b, &first, "resource_metadata", v.metadata)
+		}
+		h.Add("WWW-Authenticate", b.String())
 	}
-	if v.metadata != "" {
-		param(&b, "resource_metadata", v.metadata)
-	}
-	w.Header().Set("WWW-Authenticate", b.String())
 	w.WriteHeader(status)
 }
 
 // param appends name="value", with a separator if needed. Backslash and double quote are
 // escaped (RFC 9110 §5.6.4); control characters and non-ASCII bytes, which a quoted-string in
 // these parameters may not carry, become "?".
-func param(b *strings.Builder, name, value string) {
-	if b.Len() > len("Bearer ") {
+func param(b *strings.Builder, first *bool, name, value string) {
+	if *first {
+		b.WriteByte(' ')
+		*first = false
+	} else {
 		b.WriteString(", ")
 	}
 	b.WriteString(name)
@@ -224,6 +302,38 @@ func param(b *strings.Builder, name, value string) {
 		}
 	}
 	b.WriteByte('"')
+}
+
+// scheme is the Authorization scheme c's token came with.
+func (c *Claims) scheme() string {
+	if c.Confirmation != nil {
+		return schemeDPoP
+	}
+	return schemeBearer
+}
+
+// describeBinding gives the error_description for an [ErrBinding].
+func (v *Verifier) describeBinding(err error) string {
+	switch {
+	case errors.Is(err, errOtherKey):
+		return "the proof is signed by another key than the one the access token is bound to"
+	case errors.Is(err, errNotBound) && v.dpopRequired:
+		return "this resource requires a DPoP-bound access token and its proof"
+	case errors.Is(err, errNotBound):
+		return "the access token is not DPoP-bound: send it with the Bearer scheme"
+	}
+	return "the access token is sender-constrained: send it with the DPoP scheme and a proof"
+}
+
+// isTokenError reports whether err is one of Verify's errors about the token itself.
+func isTokenError(err error) bool {
+	for _, e := range []error{ErrMalformed, ErrType, ErrAlgorithm, ErrUnknownKey, ErrSignature, ErrIssuer,
+		ErrAudience, ErrExpired, ErrNotYetValid, ErrMissingClaim, ErrDecrypt, ErrBinding} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // describe gives the error_description for a Verify error: fixed text per cause.

@@ -207,8 +207,9 @@ func TestMiddlewareKeysUnavailable(t *testing.T) {
 
 func TestParamEscaping(t *testing.T) {
 	var b strings.Builder
-	b.WriteString("Bearer ")
-	param(&b, "realm", "a\"b\\c\r\nd\u00e9")
+	b.WriteString("Bearer")
+	first := true
+	param(&b, &first, "realm", "a\"b\\c\r\nd\u00e9")
 	if got, want := b.String(), `Bearer realm="a\"b\\c??d??"`; got != want {
 		t.Fatalf("got %s; want %s", got, want)
 	}

@@ -15,6 +15,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/mandate-dev/mandate/strategy/verify/dpop"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
@@ -149,6 +150,37 @@ type Config struct {
 	// application/x-www-form-urlencoded body (RFC 6750 §2.2). Off by default.
 	AllowFormToken bool
 
+	// DPoPRequired makes the middleware accept only DPoP-bound access tokens presented with
+	// their proofs (RFC 9449 §7): a token sent with the Bearer scheme is refused, and
+	// [Verifier.Metadata] says dpop_bound_access_tokens_required. Without it, both are
+	// accepted — but a DPoP-bound token only ever with its proof (§7.2).
+	DPoPRequired bool
+
+	// DPoPReplay makes every proof's jti single use. Nil means an in-memory cache of this
+	// process ([dpop.NewMemoryReplay]); replicas of a resource server behind one load balancer
+	// that must refuse a proof replayed at another replica share a Replay instead.
+	DPoPReplay dpop.Replay
+
+	// DPoPNonces, when set, makes proofs carry this resource server's nonce (RFC 9449 §9): a
+	// proof without it, or with a stale one, is answered 401 use_dpop_nonce with a DPoP-Nonce.
+	DPoPNonces *dpop.Nonces
+
+	// DPoPAlgorithms are the algorithms a proof may be signed with. Nil means
+	// [DefaultAlgorithms]; only asymmetric ones are accepted.
+	DPoPAlgorithms []jose.SignatureAlgorithm
+
+	// ExternalURL is the URL clients reach this server's root at (scheme, host, port and a
+	// path prefix a reverse proxy strips), used as the base of the URI a DPoP proof's htu must
+	// match: ExternalURL + the request's path. Empty means the request's own scheme (TLS or
+	// not) and Host, or the forwarded ones with TrustForwardedHeaders.
+	ExternalURL string
+
+	// TrustForwardedHeaders takes the scheme and host of the htu comparison from the
+	// request's Forwarded header (RFC 7239; the first element) or else X-Forwarded-Proto and
+	// X-Forwarded-Host. Set it only behind a proxy that overwrites these headers: a client
+	// could otherwise name any URI it likes. ExternalURL, when set, wins.
+	TrustForwardedHeaders bool
+
 	// Logger receives key-refresh failures and skipped JWKS keys. Nil means no logging.
 	Logger *slog.Logger
 
@@ -173,6 +205,12 @@ type Verifier struct {
 	metadata string
 	query    bool
 	form     bool
+
+	dpop         *dpop.Checker
+	dpopRequired bool
+	dpopAlgs     string // the algs parameter of DPoP challenges
+	external     string // ExternalURL without a trailing slash
+	forwarded    bool
 }
 
 // New checks cfg and returns a Verifier. Unless cfg.Lazy is set or static Keys are given, it
@@ -230,6 +268,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 	}
 	if err := v.setDecryption(cfg); err != nil {
+		return nil, err
+	}
+	if err := v.setDPoP(cfg); err != nil {
 		return nil, err
 	}
 
@@ -346,9 +387,25 @@ func (v *Verifier) setDecryption(cfg Config) error {
 // An unknown kid triggers one refetch of the key set (shared by concurrent callers and
 // rate-limited by [Config.MinRefreshInterval]); ctx bounds only that wait.
 //
+// A sender-constrained token (one with a cnf claim, RFC 7800) is refused with [ErrBinding]:
+// it is worth nothing without proof that its presenter holds the key, so a DPoP-bound token
+// goes through [Verifier.VerifyDPoP] with its proof (RFC 9449 §7.2).
+//
 // Errors wrap the sentinels of this package ([ErrExpired], [ErrAudience], …) and never contain
 // the token.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	c, err := v.verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if c.Confirmation != nil {
+		return nil, errBound
+	}
+	return c, nil
+}
+
+// verify is Verify without the refusal of sender-constrained tokens.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenSize)
 	}
@@ -537,6 +594,9 @@ func (v *Verifier) checkClaims(data []byte) (*Claims, error) {
 		return nil, err
 	}
 	if c.MayAct, err = decodeActor("may_act", p.MayAct, false); err != nil {
+		return nil, err
+	}
+	if c.Confirmation, err = decodeConfirmation(p.Cnf); err != nil {
 		return nil, err
 	}
 	if c.ExpiresAt, err = numericDate("exp", p.Exp); err != nil {

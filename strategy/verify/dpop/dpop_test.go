@@ -24,6 +24,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
 const target = "https://rs.example.com/orders"
@@ -380,4 +382,55 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("accepted a proof of another key: %q", proof)
 		}
 	})
+}
+
+// Every algorithm of the allow-list verifies a proof signed by go-jose (an independent
+// implementation), and refuses it with one bit of the signature flipped or under another
+// algorithm's name.
+func TestSignatureAlgorithms(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	keys := map[jose.SignatureAlgorithm]crypto.Signer{jose.RS256: rsaKey, jose.PS256: rsaKey, jose.ES256: p256, jose.ES384: p384, jose.EdDSA: ed}
+	sign := func(alg jose.SignatureAlgorithm, key crypto.Signer) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key},
+			(&jose.SignerOptions{}).WithType(Type).WithHeader("jwk", pubJWK(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := s.Sign(must(json.Marshal(validClaims(clk))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := obj.CompactSerialize()
+		return out
+	}
+	for _, alg := range strict.Algorithms() {
+		key := keys[alg]
+		c := newChecker(clk)
+		if _, err := c.Check(context.Background(), sign(alg, key), Request{Method: "GET", URL: target}); err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+		good := sign(alg, key)
+		dot := strings.LastIndexByte(good, '.')
+		sig, _ := base64.RawURLEncoding.DecodeString(good[dot+1:])
+		sig[len(sig)/2] ^= 1
+		flipped := good[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+		if _, err := c.Check(context.Background(), flipped, Request{Method: "GET", URL: target}); !errors.Is(err, ErrInvalidProof) {
+			t.Fatalf("%s with a flipped bit: %v", alg, err)
+		}
+	}
+	// An RS256 signature under the name PS256, and the other way round.
+	for _, pair := range [][2]jose.SignatureAlgorithm{{jose.RS256, jose.PS256}, {jose.PS256, jose.RS256}} {
+		proof := sign(pair[0], rsaKey)
+		head, rest, _ := strings.Cut(proof, ".")
+		hb, _ := base64.RawURLEncoding.DecodeString(head)
+		hb = []byte(strings.Replace(string(hb), `"alg":"`+string(pair[0])+`"`, `"alg":"`+string(pair[1])+`"`, 1))
+		swapped := base64.RawURLEncoding.EncodeToString(hb) + "." + rest
+		if _, err := newChecker(clk).Check(context.Background(), swapped, Request{Method: "GET", URL: target}); !errors.Is(err, ErrInvalidProof) {
+			t.Fatalf("%s signature named %s: %v", pair[0], pair[1], err)
+		}
+	}
 }
