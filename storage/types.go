@@ -344,6 +344,11 @@ type Session struct {
 	// with this session, as its trust allows (Trust.Transcribe): "act" as a JSON object, and
 	// application claims by name. The token strategy adds them to the token.
 	Transcribed map[string]any `json:"transcribed,omitempty"`
+	// DPoPJKT is the RFC 7638 thumbprint of the DPoP key the grant is bound to (RFC 9449): the
+	// dpop_jkt of the authorization request, for its code (§10), and the key of a public
+	// client's token request, for its refresh tokens (§5). A request that redeems the code or
+	// a refresh token must carry a proof by that key.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)

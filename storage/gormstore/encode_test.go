@@ -107,3 +107,38 @@ func FuzzTokenJSON(f *testing.F) {
 		}
 	})
 }
+
+// The fast session encoder writes what encoding/json writes for every field of the session,
+// set one at a time: a field added to storage.Session and forgotten here would be lost in the
+// database.
+func TestEncodeSessionEveryField(t *testing.T) {
+	typ := reflect.TypeFor[storage.Session]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		var s storage.Session
+		v := reflect.ValueOf(&s).Elem().Field(i)
+		switch f.Type.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Slice:
+			v.Set(reflect.ValueOf([]string{"x"}))
+		case reflect.Map:
+			m := reflect.MakeMap(f.Type)
+			val := reflect.ValueOf(any("x"))
+			if f.Type.Elem() == reflect.TypeFor[time.Time]() {
+				val = reflect.ValueOf(time.Unix(1_800_000_000, 0).UTC())
+			}
+			m.SetMapIndex(reflect.ValueOf("x").Convert(f.Type.Key()), val)
+			v.Set(m)
+		case reflect.Struct: // time.Time
+			v.Set(reflect.ValueOf(time.Unix(1_800_000_000, 0).UTC()))
+		default:
+			t.Fatalf("field %s of kind %s: teach this test", f.Name, f.Type.Kind())
+		}
+		got, gerr := encodeSession(&s)
+		want, werr := encode("session", &s)
+		if gerr != nil || werr != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s (%v)\nwant %s (%v)", f.Name, got, gerr, want, werr)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func encodeRequest(r *requestRecord) ([]byte, error) {
 // encodeSession is encode("session", sess).
 func encodeSession(sess fosite.Session) ([]byte, error) {
 	s, isStorage := sess.(*storage.Session)
-	if !isStorage || s == nil || len(s.Extra) > 0 || len(s.AccessToken) > 0 ||
+	if !isStorage || s == nil || len(s.Extra) > 0 || len(s.AccessToken) > 0 || len(s.Transcribed) > 0 ||
 		(!s.AuthTime.IsZero() && !plainTime(s.AuthTime)) {
 		return encode("session", sess)
 	}
@@ -112,6 +112,10 @@ func encodeSession(sess fosite.Session) ([]byte, error) {
 			b = appendJSONTime(b, s.ExpiresAt[k])
 		}
 		b = append(b, '}')
+	}
+	if s.DPoPJKT != "" {
+		b = member(b, "dpop_jkt")
+		b, ok = appendJSONString(b, s.DPoPJKT, ok)
 	}
 	b = append(b, '}')
 	if !ok {
