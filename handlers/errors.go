@@ -16,6 +16,23 @@ var ErrInvalidTarget = &fosite.RFC6749Error{
 	CodeField:        http.StatusBadRequest,
 }
 
+// ErrInvalidDPoPProof is RFC 9449's invalid_dpop_proof (§5, §12.2): the DPoP proof of a token
+// request is missing where one is required, duplicated, or invalid. Never mutated, like
+// ErrInvalidTarget.
+var ErrInvalidDPoPProof = &fosite.RFC6749Error{
+	ErrorField:       "invalid_dpop_proof",
+	DescriptionField: "The DPoP proof is missing or invalid.",
+	CodeField:        http.StatusBadRequest,
+}
+
+// ErrUseDPoPNonce is RFC 9449's use_dpop_nonce (§8): the proof must carry the nonce the
+// answer's DPoP-Nonce header gives. Never mutated, like ErrInvalidTarget.
+var ErrUseDPoPNonce = &fosite.RFC6749Error{
+	ErrorField:       "use_dpop_nonce",
+	DescriptionField: "The DPoP proof must carry the server's nonce.",
+	CodeField:        http.StatusBadRequest,
+}
+
 // RetryAfter is the Retry-After, in seconds, of a 503 answered because something the answer
 // needs (the store) cannot be reached right now: long enough that clients do not hammer a
 // restarting database, short enough that a retry lands soon after it is back.

@@ -51,6 +51,12 @@ type Metadata struct {
 	// token exchange accepts for chaining across domains
 	// (draft-ietf-oauth-identity-chaining §3).
 	IdentityChainingRequestedTokenTypesSupported []string `json:"identity_chaining_requested_token_types_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the algorithms the token endpoint accepts DPoP proofs
+	// signed with (RFC 9449 §5.1).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// IntrospectionSigningAlgValuesSupported lists the algorithms of JWT introspection
+	// responses (RFC 9701 §7).
+	IntrospectionSigningAlgValuesSupported []string `json:"introspection_signing_alg_values_supported,omitempty"`
 }
 
 // WellKnownPath returns the path at which the RFC 8414 metadata of issuer is served: the

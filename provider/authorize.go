@@ -25,6 +25,12 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
+	if jkt := ar.GetRequestForm().Get("dpop_jkt"); jkt != "" {
+		if err := checkDPoPJKT(jkt); err != nil {
+			p.writeAuthorizeError(ctx, w, ar, err)
+			return
+		}
+	}
 	indicators, err := handlers.Indicators(ar.GetRequestForm())
 	if err != nil {
 		p.writeAuthorizeError(ctx, w, ar, err)
@@ -77,6 +83,7 @@ func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		ar.GrantAudience(id)
 	}
 	sess := &storage.Session{
+		DPoPJKT:  ar.GetRequestForm().Get("dpop_jkt"),
 		Subject:  authn.Subject,
 		AuthTime: authn.AuthTime.UTC(),
 		ACR:      authn.ACR,

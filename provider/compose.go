@@ -163,6 +163,8 @@ type tokenTarget struct {
 	// expiry, which the new token may not outlive.
 	act      *strategy.Actor
 	notAfter time.Time
+	// jkt is the thumbprint of the DPoP key the token is bound to; empty for a bearer token.
+	jkt string
 	// ttl is the access token's lifetime (exp - iat), set when it is minted.
 	ttl time.Duration
 }
@@ -212,6 +214,7 @@ func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenT
 		Encryption: t.rs.Encryption,
 		Act:        t.act,
 		NotAfter:   t.notAfter,
+		JKT:        t.jkt,
 	}
 	m, err := a.JWT.Mint(ctx, req, policy)
 	if errors.Is(err, strategy.ErrNoSigningKey) && a.ensure != nil {

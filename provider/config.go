@@ -103,6 +103,16 @@ type Config struct {
 	// and may narrow its scopes. Optional: the rules hold without it.
 	ExchangePolicy ExchangePolicy
 
+	// DPoPNonces makes the token endpoint require its nonce in DPoP proofs (RFC 9449 §8): a
+	// proof without the current one is answered use_dpop_nonce, with the nonce in a DPoP-Nonce
+	// header. Nonces are stateless — a time window under an HMAC keyed from Secret — so every
+	// instance with the same Secret issues and accepts the same ones, and none is stored.
+	// Default off: a proof's freshness rests on its iat and single-use jti.
+	DPoPNonces bool
+	// DPoPNoncePeriod is how often the nonce changes; a nonce is accepted for one to two
+	// periods. Default 5 minutes.
+	DPoPNoncePeriod time.Duration
+
 	// AccessTokenTTL is the access-token lifetime for resource servers that set none.
 	// Default 10 minutes.
 	AccessTokenTTL time.Duration

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify/dpop"
 )
 
 // clientCredentials is the client_credentials grant (RFC 6749 §4.4,
@@ -24,7 +25,7 @@ import (
 // The checks are fosite's, with its errors: client authentication, a confidential client, the
 // grant type among the client's; then the resource funnel, whose scope rule (requested ∩ the
 // client's ∩ the resource server's, else invalid_scope) covers fosite's scope check.
-func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tokenResponse, error) {
+func (p *Provider) clientCredentials(ctx context.Context, r *http.Request, proof *dpop.Proof) (*tokenResponse, error) {
 	form := r.PostForm
 	client, err := p.oauth.AuthenticateClient(ctx, r, form)
 	if err != nil {
@@ -49,6 +50,10 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 	if err != nil {
 		return nil, err
 	}
+	jkt, err := binding(proof, client, rs)
+	if err != nil {
+		return nil, err
+	}
 
 	ar := &fosite.AccessRequest{
 		GrantTypes:       fosite.Arguments{"client_credentials"},
@@ -66,7 +71,7 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request) (*tok
 			Session: &storage.Session{},
 		},
 	}
-	target := &tokenTarget{rs: rs, scopes: scopes}
+	target := &tokenTarget{rs: rs, scopes: scopes, jkt: jkt}
 	m, err := p.tokens.mint(ctx, ar, target)
 	if err != nil {
 		return nil, err

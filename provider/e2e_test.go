@@ -182,6 +182,19 @@ func authCode(t *testing.T, as *testAS, clientID, secret string, scopes []string
 // authorize follows the authorization request and returns the code from the redirect.
 func authorize(t *testing.T, authURL string) string {
 	t.Helper()
+	loc := authorizeRedirect(t, authURL)
+	if e := loc.Query().Get("error"); e != "" {
+		t.Fatalf("authorize error %s: %s", e, loc.Query().Get("error_description"))
+	}
+	if loc.Query().Get("state") != "state-1234567890" {
+		t.Fatalf("state not echoed: %v", loc)
+	}
+	return loc.Query().Get("code")
+}
+
+// authorizeRedirect sends the authorization request and returns where it redirects to.
+func authorizeRedirect(t *testing.T, authURL string) *url.URL {
+	t.Helper()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Get(authURL)
 	if err != nil {
@@ -192,13 +205,7 @@ func authorize(t *testing.T, authURL string) string {
 	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound || err != nil {
 		t.Fatalf("authorize: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if e := loc.Query().Get("error"); e != "" {
-		t.Fatalf("authorize error %s: %s", e, loc.Query().Get("error_description"))
-	}
-	if loc.Query().Get("state") != "state-1234567890" {
-		t.Fatalf("state not echoed: %v", loc)
-	}
-	return loc.Query().Get("code")
+	return loc
 }
 
 func TestAuthorizationCodePKCEAndRefresh(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
 	"github.com/mandate-dev/mandate/strategy/verify"
+	"github.com/mandate-dev/mandate/strategy/verify/dpop"
 	"github.com/mandate-dev/mandate/strategy/verify/strict"
 )
 
@@ -120,7 +121,7 @@ type exchanged struct {
 //     invalid_scope); exp never later than the subject token's; auth_time, acr and amr carry
 //     over; no refresh token.
 //   - The application's ExchangePolicy, if any, decides last and may narrow the scopes.
-func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenResponse, error) {
+func (p *Provider) tokenExchange(ctx context.Context, r *http.Request, proof *dpop.Proof) (*tokenResponse, error) {
 	form := r.PostForm
 	client, err := p.oauth.AuthenticateClient(ctx, r, form)
 	if err != nil {
@@ -202,6 +203,10 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 	if err != nil {
 		return nil, err
 	}
+	jkt, err := binding(proof, client, rs)
+	if err != nil {
+		return nil, err
+	}
 	if p.cfg.ExchangePolicy != nil {
 		allowed, err := p.cfg.ExchangePolicy.Exchange(ctx, ExchangeRequest{
 			ClientID: sc.ID, Subject: subject.subject, SubjectClientID: subject.clientID, SubjectTokenType: subject.typ,
@@ -233,7 +238,7 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request) (*tokenRe
 			},
 		},
 	}
-	target := &tokenTarget{rs: rs, scopes: scopes, act: act, notAfter: subject.exp}
+	target := &tokenTarget{rs: rs, scopes: scopes, act: act, notAfter: subject.exp, jkt: jkt}
 	m, err := p.tokens.mint(ctx, ar, target)
 	if err != nil {
 		return nil, err

@@ -205,6 +205,36 @@ func (as *testAS) verifyIndependently(token, audience string) (map[string]any, m
 func (as *testAS) verifyIndependentlyAt(token, audience string, at time.Time) (map[string]any, map[string]any) {
 	t := as.t
 	t.Helper()
+	hdr, c := as.verifySigned(token)
+	if hdr["typ"] != "at+jwt" {
+		t.Fatalf("typ = %v, want at+jwt", hdr["typ"])
+	}
+	for _, k := range []string{"iss", "exp", "aud", "sub", "client_id", "iat", "jti"} {
+		if _, ok := c[k]; !ok {
+			t.Fatalf("claim %s missing: %v", k, c)
+		}
+	}
+	if c["iss"] != as.issuer {
+		t.Fatalf("iss %v", c["iss"])
+	}
+	if !audContains(c["aud"], audience) {
+		t.Fatalf("aud %v, want %s", c["aud"], audience)
+	}
+	now := float64(at.Unix())
+	if exp := c["exp"].(float64); exp <= now {
+		t.Fatalf("expired: exp %v now %v", exp, now)
+	}
+	if iat := c["iat"].(float64); iat > now+5 {
+		t.Fatalf("iat in the future: %v", iat)
+	}
+	return hdr, c
+}
+
+// verifySigned checks the signature of a compact JWS of this server with the key its metadata
+// and JWKS publish (from scratch on go-jose), and returns its header (alg, kid, typ) and claims.
+func (as *testAS) verifySigned(token string) (map[string]any, map[string]any) {
+	t := as.t
+	t.Helper()
 	iu, _ := url.Parse(as.issuer)
 	wk := "http://" + as.srv.Listener.Addr().String() + "/.well-known/oauth-authorization-server" + iu.Path
 	_, md := as.do(mustReq(t, http.MethodGet, wk))
@@ -226,9 +256,6 @@ func (as *testAS) verifyIndependentlyAt(token, audience string, at time.Time) (m
 		t.Fatalf("parse: %v", err)
 	}
 	h := jws.Signatures[0].Header
-	if h.ExtraHeaders["typ"] != "at+jwt" {
-		t.Fatalf("typ = %v, want at+jwt", h.ExtraHeaders["typ"])
-	}
 	keys := set.Key(h.KeyID)
 	if len(keys) != 1 {
 		t.Fatalf("kid %q: %d keys published", h.KeyID, len(keys))
@@ -243,24 +270,6 @@ func (as *testAS) verifyIndependentlyAt(token, audience string, at time.Time) (m
 	var c map[string]any
 	if err := json.Unmarshal(payload, &c); err != nil {
 		t.Fatal(err)
-	}
-	for _, k := range []string{"iss", "exp", "aud", "sub", "client_id", "iat", "jti"} {
-		if _, ok := c[k]; !ok {
-			t.Fatalf("claim %s missing: %v", k, c)
-		}
-	}
-	if c["iss"] != as.issuer {
-		t.Fatalf("iss %v", c["iss"])
-	}
-	if !audContains(c["aud"], audience) {
-		t.Fatalf("aud %v, want %s", c["aud"], audience)
-	}
-	now := float64(at.Unix())
-	if exp := c["exp"].(float64); exp <= now {
-		t.Fatalf("expired: exp %v now %v", exp, now)
-	}
-	if iat := c["iat"].(float64); iat > now+5 {
-		t.Fatalf("iat in the future: %v", iat)
 	}
 	hdr := map[string]any{"alg": h.Algorithm, "kid": h.KeyID, "typ": h.ExtraHeaders["typ"]}
 	return hdr, c

@@ -70,7 +70,7 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		if live {
 			resp = claims
 			resp["active"] = true
-			resp["token_type"] = "Bearer"
+			resp["token_type"] = tokenType(claims)
 		}
 	} else {
 		// Refresh tokens, and encrypted access tokens (which only their resource server can
@@ -92,10 +92,80 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.outage.ok()
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	if wantsJWT(r.Header) {
+		jwt, err := p.introspectionJWT(ctx, client.GetID(), resp)
+		if err != nil {
+			p.writeTokenError(ctx, w, r, nil, err)
+			return
+		}
+		w.Header().Set("Content-Type", introspectionJWTType)
+		_, _ = w.Write([]byte(jwt))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// introspectionJWTType is the media type of an RFC 9701 introspection response, and (without
+// "application/") its JWT's typ.
+const introspectionJWTType = "application/token-introspection+jwt"
+
+// wantsJWT reports whether an introspection request asks for a JWT response (RFC 9701 §4): its
+// Accept header names application/token-introspection+jwt (with a non-zero q, if any).
+func wantsJWT(h http.Header) bool {
+	for _, v := range h.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(mt), introspectionJWTType) {
+				continue
+			}
+			if q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok && strings.Trim(q, "0.") == "" {
+				continue // q=0: not acceptable
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// introspectionJWT signs an introspection response for the caller (RFC 9701 §5,
+// https://www.rfc-editor.org/rfc/rfc9701#section-5): typ token-introspection+jwt, iss this
+// server, aud the caller, iat now, and the response as the token_introspection claim. There is
+// no sub and no exp at the top level, so that it can never pass for an access token (which its
+// typ already prevents).
+func (p *Provider) introspectionJWT(ctx context.Context, caller string, resp map[string]any) (string, error) {
+	key, err := p.keys.SigningKey(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(map[string]any{
+		"iss": p.issuer, "aud": caller, "iat": p.cfg.Now().Unix(), "token_introspection": resp,
+	})
+	if err != nil {
+		return "", err
+	}
+	return key.SignJWT(strings.TrimPrefix(introspectionJWTType, "application/"), payload)
+}
+
+// introspectionAlgs lists the algorithm JWT introspection responses are signed with (the
+// default signing key's); none when no key signs right now.
+func (p *Provider) introspectionAlgs(ctx context.Context) []string {
+	key, err := p.keys.SigningKey(ctx, "")
+	if err != nil {
+		return nil
+	}
+	return []string{string(key.Algorithm)}
+}
+
+// tokenType is an access token's token_type in an introspection response (RFC 7662 §2.2):
+// DPoP for one bound to a DPoP key (RFC 9449 §6.2), else Bearer.
+func tokenType(claims map[string]any) string {
+	if cnf, ok := claims["cnf"].(map[string]any); ok && cnf["jkt"] != nil {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // mayIntrospect applies the introspection policy (see serveIntrospect) to a caller and a token
@@ -145,7 +215,7 @@ func (p *Provider) introspection(use fosite.TokenUse, ar fosite.AccessRequester)
 			out[k] = v
 		}
 		out["active"] = true
-		out["token_type"] = "Bearer"
+		out["token_type"] = tokenType(out)
 		return out
 	}
 	out := map[string]any{
@@ -163,6 +233,9 @@ func (p *Provider) introspection(use fosite.TokenUse, ar fosite.AccessRequester)
 		}
 		if exp := sess.GetExpiresAt(fosite.TokenType(use)); !exp.IsZero() {
 			out["exp"] = exp.Unix()
+		}
+		if sess.DPoPJKT != "" {
+			out["cnf"] = map[string]any{"jkt": sess.DPoPJKT} // a public client's bound refresh token
 		}
 	}
 	return out

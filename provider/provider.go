@@ -20,6 +20,7 @@ import (
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
 	"github.com/mandate-dev/mandate/strategy/verify"
+	"github.com/mandate-dev/mandate/strategy/verify/dpop"
 )
 
 // Provider is an OAuth 2.0 authorization server. It is an http.Handler that serves the paths
@@ -49,6 +50,8 @@ type Provider struct {
 	outage *outageLog
 	// peerMeta caches the token endpoints found in peer authorization servers' metadata.
 	peerMeta *peerEndpoints
+	// dpop checks the DPoP proofs of token requests.
+	dpop *dpop.Checker
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -149,6 +152,9 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 	}
 
 	if err := p.compose(); err != nil {
+		return nil, err
+	}
+	if p.dpop, err = p.newDPoP(); err != nil {
 		return nil, err
 	}
 	if cfg.GCInterval > 0 {
@@ -293,5 +299,7 @@ func (p *Provider) Metadata(ctx context.Context) (*handlers.Metadata, error) {
 		IntrospectionEndpointAuthSigningAlgValuesSupported: algs,
 		CodeChallengeMethodsSupported:                      []string{"S256"},
 		IdentityChainingRequestedTokenTypesSupported:       []string{handlers.TokenTypeAccessToken, handlers.TokenTypeJWT},
+		DPoPSigningAlgValuesSupported:                      algs,
+		IntrospectionSigningAlgValuesSupported:             p.introspectionAlgs(ctx),
 	}, nil
 }

@@ -70,6 +70,8 @@ type SetupResource struct {
 	SigningAlg     string           `json:"signing_alg,omitempty"`
 	EncryptionKey  *jose.JSONWebKey `json:"encryption_key,omitempty"`
 	Default        bool             `json:"default,omitempty"`
+	// DPoPRequired is storage.ResourceServer.DPoPRequired.
+	DPoPRequired bool `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // SetupClient declares a storage.Client. client_secret is hashed before it is stored;
@@ -90,6 +92,7 @@ type SetupClient struct {
 	Serves                      []string            `json:"serves,omitempty"`
 	IntrospectAll               bool                `json:"introspect_all,omitempty"`
 	Impersonate                 bool                `json:"impersonate,omitempty"`
+	DPoPBoundAccessTokens       bool                `json:"dpop_bound_access_tokens,omitempty"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	JWKSURI                     string              `json:"jwks_uri,omitempty"`
 }
@@ -667,7 +670,7 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 		}
 		rs := &storage.ResourceServer{
 			Identifier: r.Identifier, Name: r.Name, Scopes: slices.Clone(r.Scopes),
-			SigningAlg: r.SigningAlg, Encryption: r.EncryptionKey, Default: r.Default,
+			SigningAlg: r.SigningAlg, Encryption: r.EncryptionKey, Default: r.Default, DPoPRequired: r.DPoPRequired,
 		}
 		if r.AccessTokenTTL != "" {
 			rs.AccessTokenTTL, _ = time.ParseDuration(r.AccessTokenTTL)
@@ -682,6 +685,7 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 			RedirectURIs: slices.Clone(sc.RedirectURIs), GrantTypes: slices.Clone(sc.GrantTypes),
 			Scopes: slices.Clone(sc.Scopes), Resources: slices.Clone(sc.Resources),
 			Serves: slices.Clone(sc.Serves), IntrospectAll: sc.IntrospectAll, Impersonate: sc.Impersonate,
+			DPoPBoundAccessTokens:   sc.DPoPBoundAccessTokens,
 			TokenEndpointAuthMethod: sc.authMethod(), TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
 			JWKS: sc.JWKS, JWKSURI: sc.JWKSURI,
 		}

@@ -27,6 +27,11 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, nil, err)
 		return
 	}
+	proof, err := p.tokenProof(ctx, w, r)
+	if err != nil {
+		p.writeTokenError(ctx, w, r, nil, err)
+		return
+	}
 	if r.PostForm.Get("grant_type") == handlers.GrantTypeJWTBearer && hasClientCredentials(r) {
 		// fosite ignores client-authentication errors of a grant that may skip client
 		// authentication: credentials that are presented must be valid, so check them first
@@ -41,7 +46,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.PostForm.Get("grant_type") {
 	case handlers.GrantTypeTokenExchange:
-		resp, err := p.tokenExchange(ctx, r)
+		resp, err := p.tokenExchange(ctx, r, proof)
 		if err != nil {
 			p.writeTokenError(ctx, w, r, nil, err)
 			return
@@ -49,7 +54,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeTokenResponse(w, resp)
 		return
 	case "client_credentials":
-		resp, err := p.clientCredentials(ctx, r)
+		resp, err := p.clientCredentials(ctx, r, proof)
 		if err != nil {
 			p.writeTokenError(ctx, w, r, nil, err)
 			return
@@ -65,7 +70,16 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.writeTokenError(ctx, w, r, ar, err)
 		return
 	}
+	if gt := ar.GetGrantTypes(); gt.ExactOne("authorization_code") || gt.ExactOne("refresh_token") {
+		if err := bindGrant(ar, proof); err != nil {
+			p.writeTokenError(ctx, w, r, ar, err)
+			return
+		}
+	}
 	target, err := p.resolveTarget(ctx, ar)
+	if err == nil {
+		target.jkt, err = binding(proof, ar.GetClient(), target.rs)
+	}
 	if err != nil {
 		p.writeTokenError(ctx, w, r, ar, err)
 		return
@@ -105,8 +119,12 @@ type tokenResponse struct {
 
 // tokenResponse is the answer for the access token minted for t.
 func (p *Provider) tokenResponse(token string, t *tokenTarget) *tokenResponse {
+	typ := "bearer"
+	if t.jkt != "" {
+		typ = "DPoP" // RFC 9449 §5
+	}
 	return &tokenResponse{
-		AccessToken: token, TokenType: "bearer", Scope: strings.Join(t.scopes, " "), Resource: t.rs.Identifier,
+		AccessToken: token, TokenType: typ, Scope: strings.Join(t.scopes, " "), Resource: t.rs.Identifier,
 		ExpiresIn: strategy.ExpiresIn(t.ttl),
 	}
 }

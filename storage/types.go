@@ -64,6 +64,9 @@ type Client struct {
 	// called directly. Off by default (delegation: act names the client); only for a fully
 	// trusted gateway.
 	Impersonate bool
+	// DPoPBoundAccessTokens makes the client always use DPoP (RFC 9449 §5.2): a token request
+	// without a proof is refused, so every token it obtains is bound to its key.
+	DPoPBoundAccessTokens bool
 	// TokenEndpointAuthMethod is one of the AuthMethod constants; empty means
 	// client_secret_basic for confidential clients and none for public ones.
 	TokenEndpointAuthMethod string
@@ -198,6 +201,9 @@ type ResourceServer struct {
 	// Encryption, when set, is the resource server's public key: its access tokens are
 	// encrypted to it (JWE) after signing.
 	Encryption *jose.JSONWebKey
+	// DPoPRequired makes its access tokens DPoP-bound always (RFC 9449; RFC 9728's
+	// dpop_bound_access_tokens_required): a token request for it without a proof is refused.
+	DPoPRequired bool
 	// Default marks the resource server used when a request names none. At most one is.
 	Default bool
 	// CreatedAt and UpdatedAt are maintained by the store.

@@ -145,3 +145,27 @@ func TestMintTranscribed(t *testing.T) {
 		}
 	}
 }
+
+// Policy.JKT binds the token: cnf.jkt, in the token and in the session of an encrypted one.
+func TestMintBound(t *testing.T) {
+	clock := newClock()
+	keys, _ := StaticKeys(newTestKey(t, "k1", jose.ES256))
+	j := newStrategy(t, keys, clock.Now)
+	p := testPolicy
+	p.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	sess := &storage.Session{Subject: "alice"}
+	m, err := j.Mint(context.Background(), newRequest(sess, "client_credentials"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, claims := decodeJWS(t, m.Token); !reflect.DeepEqual(claims["cnf"], map[string]any{"jkt": p.JKT}) {
+		t.Fatalf("cnf = %v", claims["cnf"])
+	}
+	m, err = j.Mint(context.Background(), newRequest(sess, "client_credentials"), testPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, claims := decodeJWS(t, m.Token); claims["cnf"] != nil {
+		t.Fatalf("an unbound token has cnf %v", claims["cnf"])
+	}
+}

@@ -119,6 +119,12 @@ type claims struct {
 	AMR      []string `json:"amr,omitempty"`
 	Act      *Actor   `json:"act,omitempty"`
 	MayAct   *Actor   `json:"may_act,omitempty"`
+	Cnf      *cnf     `json:"cnf,omitempty"`
+}
+
+// cnf is the confirmation claim (RFC 7800 §3.1) of a DPoP-bound token (RFC 9449 §6.1).
+type cnf struct {
+	JKT string `json:"jkt"`
 }
 
 // Minted is an access token [JWT.Mint] made.
@@ -136,8 +142,8 @@ type Minted struct {
 //   - claims: iss, sub (the session's subject, or the client id when there is none), aud (the
 //     Policy's Audience, a string), exp (now + TTL), iat (now; fresh on every call, refresh
 //     included), jti (128 random bits, base64url), client_id, scope (space-separated, omitted
-//     when empty), auth_time, acr and amr when the session has them, and the claim mappers'
-//     output.
+//     when empty), auth_time, acr and amr when the session has them, act, may_act and cnf
+//     (cnf.jkt, a DPoP binding) as the Policy says, and the claim mappers' output.
 //
 // It sets the session's access-token expiry to exp. When the Policy names an encryption key,
 // the signed token is wrapped in a JWE, and the token's claims are kept in the session's
@@ -214,6 +220,9 @@ func (j *JWT) Mint(ctx context.Context, requester fosite.Requester, p Policy) (M
 		AMR:      sess.AMR,
 		Act:      p.Act,
 		MayAct:   p.MayAct,
+	}
+	if p.JKT != "" {
+		c.Cnf = &cnf{JKT: p.JKT}
 	}
 	if c.Sub == "" {
 		c.Sub = c.ClientID
@@ -325,6 +334,9 @@ func (c *claims) asMap(iss any, extra map[string]any) map[string]any {
 	}
 	if c.MayAct != nil {
 		m["may_act"] = c.MayAct.asMap()
+	}
+	if c.Cnf != nil {
+		m["cnf"] = map[string]any{"jkt": c.Cnf.JKT}
 	}
 	return m
 }

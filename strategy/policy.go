@@ -36,6 +36,9 @@ type Policy struct {
 	// NotAfter, when set, caps exp: a token minted from another (a token exchange) never
 	// outlives it.
 	NotAfter time.Time
+	// JKT, when set, binds the token to a DPoP key (RFC 9449 §6.1): it is the key's RFC 7638
+	// thumbprint, and the token carries it as cnf.jkt.
+	JKT string
 }
 
 // Actor is an RFC 8693 actor (https://www.rfc-editor.org/rfc/rfc8693#section-4.1): the act and

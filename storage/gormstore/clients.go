@@ -33,6 +33,7 @@ type clientRecord struct {
 	Serves                      []string            `json:"serves,omitempty"`
 	IntrospectAll               bool                `json:"introspect_all,omitempty"`
 	Impersonate                 bool                `json:"impersonate,omitempty"`
+	DPoPBoundAccessTokens       bool                `json:"dpop_bound_access_tokens,omitempty"`
 	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method,omitempty"`
 	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
 	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
@@ -158,7 +159,7 @@ func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, err
 		ID: r.ID, Name: r.Name, SecretHash: r.SecretHash, RotatedSecretHashes: r.RotatedSecretHashes,
 		Public: r.Public, RedirectURIs: r.RedirectURIs, GrantTypes: r.GrantTypes,
 		ResponseTypes: r.ResponseTypes, Scopes: r.Scopes, Resources: r.Resources,
-		Serves: r.Serves, IntrospectAll: r.IntrospectAll, Impersonate: r.Impersonate,
+		Serves: r.Serves, IntrospectAll: r.IntrospectAll, Impersonate: r.Impersonate, DPoPBoundAccessTokens: r.DPoPBoundAccessTokens,
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: r.TokenEndpointAuthSigningAlg,
 		JWKS: r.JWKS, JWKSURI: r.JWKSURI, CreatedAt: created, UpdatedAt: updated,
 	}, nil
@@ -173,7 +174,7 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, RotatedSecretHashes: c.RotatedSecretHashes,
 		Public: c.Public, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 		ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Resources: c.Resources,
-		Serves: c.Serves, IntrospectAll: c.IntrospectAll, Impersonate: c.Impersonate,
+		Serves: c.Serves, IntrospectAll: c.IntrospectAll, Impersonate: c.Impersonate, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 	})
@@ -201,6 +202,7 @@ type resourceRecord struct {
 	AccessTokenTTL time.Duration    `json:"access_token_ttl,omitempty"`
 	SigningAlg     string           `json:"signing_alg,omitempty"`
 	Encryption     *jose.JSONWebKey `json:"encryption,omitempty"`
+	DPoPRequired   bool             `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 func decodeResource(data string, isDefault *int, created, updated time.Time) (*storage.ResourceServer, error) {
@@ -210,7 +212,7 @@ func decodeResource(data string, isDefault *int, created, updated time.Time) (*s
 	}
 	return &storage.ResourceServer{
 		Identifier: r.Identifier, Name: r.Name, Scopes: r.Scopes, AccessTokenTTL: r.AccessTokenTTL,
-		SigningAlg: r.SigningAlg, Encryption: r.Encryption, Default: isDefault != nil && *isDefault == 1,
+		SigningAlg: r.SigningAlg, Encryption: r.Encryption, DPoPRequired: r.DPoPRequired, Default: isDefault != nil && *isDefault == 1,
 		CreatedAt: created, UpdatedAt: updated,
 	}, nil
 }
@@ -312,7 +314,7 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 	}
 	data, err := encode("resource server", resourceRecord{
 		Identifier: rs.Identifier, Name: rs.Name, Scopes: rs.Scopes, AccessTokenTTL: rs.AccessTokenTTL,
-		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption,
+		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption, DPoPRequired: rs.DPoPRequired,
 	})
 	if err != nil {
 		return err

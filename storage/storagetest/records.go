@@ -107,6 +107,7 @@ func testClients(t *testing.T, s storage.Store) {
 		Serves:                      []string{"https://self.example/", "https://self.example/v2"},
 		IntrospectAll:               true,
 		Impersonate:                 true,
+		DPoPBoundAccessTokens:       true,
 		TokenEndpointAuthMethod:     storage.AuthMethodPrivateKeyJWT,
 		TokenEndpointAuthSigningAlg: "ES256",
 		JWKS:                        testJWKS(t),
@@ -163,8 +164,9 @@ func testResourceServers(t *testing.T, s storage.Store) {
 	b := &storage.ResourceServer{
 		Identifier: "https://b.example/", Name: "B", Scopes: []string{"b:read"},
 		AccessTokenTTL: 5 * time.Minute, SigningAlg: "ES256",
-		Encryption: &jose.JSONWebKey{Key: &k.PublicKey, KeyID: "enc", Algorithm: "ECDH-ES", Use: "enc"},
-		Default:    true,
+		Encryption:   &jose.JSONWebKey{Key: &k.PublicKey, KeyID: "enc", Algorithm: "ECDH-ES", Use: "enc"},
+		Default:      true,
+		DPoPRequired: true,
 	}
 	a := &storage.ResourceServer{Identifier: "https://a.example/", Name: "A", Scopes: []string{"a:read", "a:write"}}
 	must(t, "SaveResourceServer(b)", s.SaveResourceServer(ctx, b))
@@ -173,7 +175,7 @@ func testResourceServers(t *testing.T, s storage.Store) {
 	got, err := s.ResourceServer(ctx, b.Identifier)
 	must(t, "ResourceServer(b)", err)
 	if got.Identifier != b.Identifier || got.Name != "B" || !slices.Equal(got.Scopes, b.Scopes) ||
-		got.AccessTokenTTL != b.AccessTokenTTL || got.SigningAlg != "ES256" || !got.Default {
+		got.AccessTokenTTL != b.AccessTokenTTL || got.SigningAlg != "ES256" || !got.Default || !got.DPoPRequired {
 		t.Errorf("ResourceServer(b) = %+v, want %+v", got, b)
 	}
 	if got.Encryption == nil || got.Encryption.KeyID != "enc" || !sameKeySet(

@@ -283,14 +283,17 @@ var (
 	claimsSchema = strict.SchemaOf((*claims)(nil))
 )
 
-// FromHeader returns the one DPoP proof of h: none is "", two or more are [ErrInvalidProof]
-// (RFC 9449 §4.3: exactly one).
+// FromHeader returns the one DPoP proof of h: none is "", two or more, or an empty one, are
+// [ErrInvalidProof] (RFC 9449 §4.3: exactly one).
 func FromHeader(h http.Header) (string, error) {
 	v := h.Values(HeaderName)
 	switch len(v) {
 	case 0:
 		return "", nil
 	case 1:
+		if v[0] == "" {
+			return "", invalid("the DPoP header is empty")
+		}
 		return v[0], nil
 	}
 	return "", invalid("more than one DPoP header")
