@@ -2,6 +2,9 @@ package provider_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mandate-dev/mandate/provider"
+	"github.com/mandate-dev/mandate/strategy/verify/dpop"
 )
 
 func FuzzParseSetup(f *testing.F) {
@@ -57,9 +61,15 @@ func FuzzTokenEndpoint(f *testing.F) {
 		"grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=a.b.c",
 		"%%%&&&==",
 	} {
-		f.Add(s, "svc", "svc-secret-0123456789")
-		f.Add(s, "", "")
+		f.Add(s, "svc", "svc-secret-0123456789", "")
+		f.Add(s, "", "", "")
 	}
+	// A DPoP header: a real proof for the endpoint (good once, then a replay), and garbage.
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(k)
+	proof, _ := signer.Proof(http.MethodPost, "https://as.example/oauth2/token", "", "")
+	f.Add("grant_type=client_credentials", "svc", "svc-secret-0123456789", proof)
+	f.Add("grant_type=client_credentials", "svc", "svc-secret-0123456789", "a.b.c")
 	st := newStore(f)
 	p, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example/oauth2", Secret: testSecret(f), Storage: st, SigningAlgorithms: []string{"ES256", "RS256"}})
 	if err != nil {
@@ -73,9 +83,12 @@ func FuzzTokenEndpoint(f *testing.F) {
 	if err := p.Apply(context.Background(), setup); err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, body, user, pass string) {
+	f.Fuzz(func(t *testing.T, body, user, pass, proof string) {
 		req := httptest.NewRequest(http.MethodPost, "https://as.example/oauth2/token", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if proof != "" {
+			req.Header.Set(dpop.HeaderName, proof)
+		}
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
