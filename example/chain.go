@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
@@ -43,6 +44,9 @@ func (e *exchanger) exchange(ctx context.Context, received string) (string, erro
 			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
 			"resource":           {e.inventory},
 		},
+		// Not auto-detected: x/oauth2 would retry a refusal with the secret in the body, and
+		// report that retry's invalid_client instead of the refusal.
+		AuthStyle: oauth2.AuthStyleInHeader,
 	}
 	tok, err := conf.Token(ctx)
 	if err != nil {
@@ -69,7 +73,7 @@ func inventoryHandler(v *verify.Verifier) http.Handler {
 // what C answered.
 func stockHandler(e *exchanger, inventoryURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		received := strings.TrimSpace(r.Header.Get("Authorization")[len("Bearer "):]) // Middleware checked it
+		received := receivedToken(r)
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		tok, err := e.exchange(ctx, received)
@@ -91,13 +95,25 @@ func stockHandler(e *exchanger, inventoryURL string) http.Handler {
 	})
 }
 
+// receivedToken is the Bearer or DPoP access token of a request the middleware accepted. A
+// DPoP-bound one is exchanged as it is: B received it with a proof by its holder, and the
+// token B gets for C is B's own.
+func receivedToken(r *http.Request) string {
+	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.TrimSpace(tok)
+}
+
 // inventoryResource is C's identifier beside B's.
 func inventoryResource(orders string) string {
 	return strings.TrimSuffix(orders, "/") + inventoryPath
 }
 
-func chainWelcome(w io.Writer, rsURL string) {
-	fmt.Fprintf(w, "\nB calls C on behalf of the caller (RFC 8693 token exchange; C sees sub and act.sub):\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/orders/stock\n", rsURL)
+func chainWelcome(w io.Writer, rsURL, tokenURL string, rs provider.SetupResource) {
+	call := `curl -s -H "Authorization: Bearer $TOKEN" `
+	if rs.DPoPRequired {
+		call = callCommand(tokenURL, rs)
+	}
+	fmt.Fprintf(w, "\nB calls C on behalf of the caller (RFC 8693 token exchange; C sees sub and act.sub):\n\n  %s%s/orders/stock\n", call, rsURL)
 }
 
 // webWelcome prints how a user logs in through the demo web client (authorization code flow

@@ -38,7 +38,7 @@ func main() {
 type options struct {
 	addr, issuer, data, db, config, rsAddr string
 	partner                                string
-	stateless                              bool
+	stateless, dpop                        bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -52,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.config, "config", "", "declarative JSON configuration file")
 	fs.StringVar(&o.rsAddr, "rs-addr", "127.0.0.1:9401", "listen address of the demo resource server (empty: none)")
 	fs.BoolVar(&o.stateless, "stateless", false, "do not persist access tokens (see provider.Config.StatelessAccessTokens)")
+	fs.BoolVar(&o.dpop, "dpop", false, "the demo resource server accepts only DPoP-bound tokens (RFC 9449); call it with 'example call'")
 	fs.StringVar(&o.partner, "partner", "", "resource identifier of a service in the config's peer trust domain, which the demo resource server calls at "+partnerPath)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -64,6 +65,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // run starts everything and blocks until ctx is done or a signal arrives.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "call" {
+		return runCall(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -108,6 +112,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ordersSecret = hex.EncodeToString(b)
 		setup = demoSetup(o, demoSecret, ordersSecret)
 		web = true
+	}
+
+	if o.dpop {
+		for i := range setup.ResourceServers {
+			if setup.ResourceServers[i].Default {
+				setup.ResourceServers[i].DPoPRequired = true
+			}
+		}
 	}
 
 	dsn := o.db
@@ -194,7 +206,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	printWelcome(stdout, p, setup, demoSecret, rsURL)
 	if rsURL != "" && ordersSecret != "" {
-		chainWelcome(stdout, rsURL)
+		rs, _ := defaultResource(setup)
+		md, _ := p.Metadata(ctx)
+		chainWelcome(stdout, rsURL, md.TokenEndpoint, rs)
 	}
 	if partnerOf != nil {
 		partnerWelcome(stdout, rsURL, partnerOf)
@@ -341,7 +355,7 @@ func defaultResource(s *provider.Setup) (provider.SetupResource, error) {
 // /inventory/ and calls it from /orders/stock on behalf of its caller (base is its own URL);
 // with partner set it calls a service of another trust domain from /orders/partner.
 func resourceServer(ctx context.Context, issuer string, rs provider.SetupResource, chain *exchanger, partner *partner, base string) (http.Handler, error) {
-	v, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: rs.Identifier})
+	v, err := verify.New(ctx, verify.Config{Issuer: issuer, Audience: rs.Identifier, DPoPRequired: rs.DPoPRequired})
 	if err != nil {
 		return nil, fmt.Errorf("demo resource server: %w", err)
 	}
@@ -386,15 +400,25 @@ func printWelcome(w io.Writer, p *provider.Provider, s *provider.Setup, demoSecr
 		fmt.Fprintf(w, "  metadata: %s\n", wk)
 	}
 	rs, _ := defaultResource(s)
-	if demoSecret != "" && md != nil {
+	if demoSecret != "" && md != nil && !rs.DPoPRequired {
 		fmt.Fprintf(w, "\nGet a token (demo client, built-in configuration):\n\n")
 		fmt.Fprintf(w, "  curl -s -u demo-client:%s \\\n    -d grant_type=client_credentials -d scope=orders:read \\\n    -d resource=%s %s\n", demoSecret, rs.Identifier, md.TokenEndpoint)
 	}
-	if demoSecret == "" && md != nil {
+	if demoSecret == "" && md != nil && !rs.DPoPRequired {
 		fmt.Fprintf(w, "\nGet a token with one of your configured clients:\n\n  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials \\\n    -d resource=%s %s\n", rs.Identifier, md.TokenEndpoint)
 	}
-	if rsURL != "" {
+	if rsURL != "" && !rs.DPoPRequired {
 		fmt.Fprintf(w, "\nDemo resource server for %s (validates tokens locally):\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/orders\n", rs.Identifier, rsURL)
+	}
+	if rsURL != "" && md != nil {
+		what := "With a DPoP-bound token (RFC 9449; a fresh key, a proof per request)"
+		if rs.DPoPRequired {
+			what = "Demo resource server for " + rs.Identifier + " (DPoP-bound tokens only, RFC 9449)"
+		}
+		fmt.Fprintf(w, "\n%s:\n\n  %s%s/orders\n", what, callCommand(md.TokenEndpoint, rs), rsURL)
+		if demoSecret == "" {
+			fmt.Fprintf(w, "  (add -client CLIENT_ID -secret CLIENT_SECRET)\n")
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -88,6 +88,10 @@ func TestExample(t *testing.T) {
 		t.Parallel()
 		testTwoDomains(t, bin)
 	})
+	t.Run("DPoP", func(t *testing.T) {
+		t.Parallel()
+		testDPoP(t, bin)
+	})
 }
 
 // buildExample compiles the example into a temporary directory and returns the binary's path.

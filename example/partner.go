@@ -123,7 +123,7 @@ func (p *partner) present(ctx context.Context, grant, tokenEndpoint string) (str
 // its caller and returns what C answered.
 func partnerHandler(p *partner) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		received := strings.TrimSpace(r.Header.Get("Authorization")[len("Bearer "):]) // Middleware checked it
+		received := receivedToken(r)
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		grant, endpoint, err := p.grant(ctx, received)
