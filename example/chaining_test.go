@@ -12,30 +12,26 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// readmeDomains returns the README's two configurations (the JSON blocks labelled domain-x and
-// domain-y) with their loopback addresses replaced by the given ones.
+// readmeDomains returns the two configurations the README runs (example/config/domain-x.json
+// and domain-y.json) with their loopback addresses replaced by the given ones.
 func readmeDomains(t *testing.T, addrs map[string]string) (x, y map[string]any) {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := func(label string) map[string]any {
-		_, rest, ok := strings.Cut(string(b), "```json "+label+"\n")
-		doc, _, ok2 := strings.Cut(rest, "```")
-		if !ok || !ok2 {
-			t.Fatalf("README.md has no %s configuration", label)
+	load := func(name string) map[string]any {
+		b, err := os.ReadFile("config/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
 		}
+		doc := string(b)
 		for from, to := range addrs {
 			doc = strings.ReplaceAll(doc, from, to)
 		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(doc), &m); err != nil {
-			t.Fatalf("README.md %s: %v", label, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		return m
 	}
-	return block("domain-x"), block("domain-y")
+	return load("domain-x"), load("domain-y")
 }
 
 // testTwoDomains runs the README's two configurations as two example processes, each with its

@@ -246,22 +246,20 @@ func introspectJWT(t *testing.T, as *testAS, tok, jkt string) {
 func TestDPoPWithXOAuth2(t *testing.T) {
 	as := newAS(t, func(c *provider.Config) { c.DPoPNonces = true })
 	rs := as.resourceServer(nil)
-	alice := newSigner(t)
-	client := &http.Client{Transport: &dpop.Transport{Signer: alice}}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, client)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := dpop.NewSigner(key)
 	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789", TokenURL: as.endpoint("token"),
 		Scopes: []string{"orders:read"}, EndpointParams: url.Values{"resource": {orders}}}
-	tok, err := cc.Token(ctx) // the first try is use_dpop_nonce; the transport answers it
+	// The first token request is answered use_dpop_nonce; the transport sends it again.
+	tok, resp, err := callWithDPoP(context.Background(), cc, key, rs.URL+"/orders")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tok.Type() != "DPoP" {
 		t.Fatalf("token type %q", tok.Type())
-	}
-	api := oauth2.NewClient(ctx, oauth2.StaticTokenSource(tok))
-	resp, err := api.Get(rs.URL + "/orders")
-	if err != nil {
-		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
