@@ -87,6 +87,25 @@
 //	// in the handler: verify.FromContext(c.Request().Context())
 //	e.GET(path, echo.WrapHandler(h))
 //
+// # DPoP (RFC 9449)
+//
+// The middleware also takes DPoP-bound tokens: "Authorization: DPoP <token>" with a proof in the
+// DPoP header, for this request (htm, htu), this token (ath), used once (an in-memory replay
+// cache, or [Config.DPoPReplay]), by the key the token's cnf.jkt names ([Verifier.VerifyDPoP];
+// package [dpop] for the checker and for clients' proofs). A bound token sent as Bearer, and
+// [Verifier.Verify] of one, are refused: it is worth nothing without the key.
+// [Config.DPoPRequired] refuses bearer tokens altogether. The proof names the URL the client
+// called; behind a reverse proxy that is not the one the server sees, so say it:
+//
+//	v, err := verify.New(ctx, verify.Config{
+//		Issuer: issuer, Audience: "https://orders.example.com/",
+//		DPoPRequired: true,
+//		ExternalURL:  "https://api.example.com/orders-svc", // what clients call; the proxy strips /orders-svc
+//	})
+//
+// or, behind a proxy that overwrites them, trust its Forwarded / X-Forwarded-Proto and
+// X-Forwarded-Host headers with [Config.TrustForwardedHeaders].
+//
 // # Decisions
 //
 //   - Strict RFC 9068: iss, exp, aud, sub, client_id, iat and jti are required, because §2.2
