@@ -97,15 +97,9 @@ func (p *Provider) grantForPeer(ctx context.Context, sc *storage.Client, form ur
 		return nil, err
 	}
 	if p.cfg.ExchangePolicy != nil {
-		allowed, err := p.cfg.ExchangePolicy.Exchange(ctx, ExchangeRequest{
-			ClientID: sc.ID, Subject: subject.subject, SubjectClientID: subject.clientID, SubjectTokenType: subject.typ,
-			Act: act.Clone(), Resource: peer.Issuer, Scopes: slices.Clone(scopes), RequestedTokenType: handlers.TokenTypeJWT,
-		})
-		if err != nil {
-			p.log.Info("token exchange refused by policy", "client_id", sc.ID, "error", err.Error())
-			return nil, fosite.ErrInvalidGrant.WithHint("The token exchange is refused by policy.")
+		if scopes, err = p.exchangePolicy(ctx, sc, subject, act, peer.Issuer, handlers.TokenTypeJWT, scopes); err != nil {
+			return nil, err
 		}
-		scopes = intersect(scopes, allowed)
 		if len(peer.Scopes) > 0 && len(scopes) == 0 {
 			return nil, fosite.ErrInvalidScope.WithHint("The policy leaves no scope for this peer, and a grant without a scope claim would carry the peer's own default.")
 		}

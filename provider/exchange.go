@@ -207,16 +207,8 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request, proof *dp
 	if err != nil {
 		return nil, err
 	}
-	if p.cfg.ExchangePolicy != nil {
-		allowed, err := p.cfg.ExchangePolicy.Exchange(ctx, ExchangeRequest{
-			ClientID: sc.ID, Subject: subject.subject, SubjectClientID: subject.clientID, SubjectTokenType: subject.typ,
-			Act: act.Clone(), Resource: rs.Identifier, Scopes: slices.Clone(scopes), RequestedTokenType: handlers.TokenTypeAccessToken,
-		})
-		if err != nil {
-			p.log.Info("token exchange refused by policy", "client_id", sc.ID, "error", err.Error())
-			return nil, fosite.ErrInvalidGrant.WithHint("The token exchange is refused by policy.")
-		}
-		scopes = intersect(scopes, allowed)
+	if scopes, err = p.exchangePolicy(ctx, sc, subject, act, rs.Identifier, handlers.TokenTypeAccessToken, scopes); err != nil {
+		return nil, err
 	}
 
 	if err := p.useUp(ctx, subject, actorToken); err != nil {
@@ -250,6 +242,23 @@ func (p *Provider) tokenExchange(ctx context.Context, r *http.Request, proof *dp
 	resp := p.tokenResponse(m.Token, target)
 	resp.IssuedTokenType = handlers.TokenTypeAccessToken
 	return resp, nil
+}
+
+// exchangePolicy asks Config.ExchangePolicy, if any, about an exchange the rules accept, and
+// narrows scopes to what it allows.
+func (p *Provider) exchangePolicy(ctx context.Context, sc *storage.Client, subject *exchanged, act *strategy.Actor, resource, tokenType string, scopes []string) ([]string, error) {
+	if p.cfg.ExchangePolicy == nil {
+		return scopes, nil
+	}
+	allowed, err := p.cfg.ExchangePolicy.Exchange(ctx, ExchangeRequest{
+		ClientID: sc.ID, Subject: subject.subject, SubjectClientID: subject.clientID, SubjectTokenType: subject.typ,
+		Act: act.Clone(), Resource: resource, Scopes: slices.Clone(scopes), RequestedTokenType: tokenType,
+	})
+	if err != nil {
+		p.log.Info("token exchange refused by policy", "client_id", sc.ID, "error", err.Error())
+		return nil, fosite.ErrInvalidGrant.WithHint("The token exchange is refused by policy.")
+	}
+	return intersect(scopes, allowed), nil
 }
 
 // useUp uses up the trusted JWTs among the exchanged tokens: they are single-use (across the

@@ -81,20 +81,7 @@ func NewIssuerKeySet(ctx context.Context, issuer string, cfg KeySetConfig) (*Key
 	if err := checkIssuer(issuer); err != nil {
 		return nil, fmt.Errorf("%w: issuer: %w", ErrConfig, err)
 	}
-	r := &remoteKeys{
-		client:      cfg.HTTPClient,
-		issuer:      issuer,
-		minInterval: cfg.MinRefreshInterval,
-		maxInterval: cfg.RefreshInterval,
-		timeout:     cfg.FetchTimeout,
-		now:         cfg.Now,
-		log:         cfg.Logger,
-		base:        context.WithoutCancel(ctx),
-	}
-	if err := r.setDefaults(); err != nil {
-		return nil, err
-	}
-	return &KeySet{src: r}, nil
+	return newRemoteKeySet(ctx, issuer, "", cfg)
 }
 
 // discover reads the issuer's RFC 8414 metadata and returns its jwks_uri

@@ -60,8 +60,15 @@ func NewRemoteKeySet(ctx context.Context, jwksURL string, cfg KeySetConfig) (*Ke
 	if err := checkURL(jwksURL); err != nil {
 		return nil, fmt.Errorf("%w: JWKS URL: %w", ErrConfig, err)
 	}
+	return newRemoteKeySet(ctx, "", jwksURL, cfg)
+}
+
+// newRemoteKeySet is a KeySet fetched from jwksURL, or from the jwks_uri of issuer's metadata
+// when jwksURL is empty.
+func newRemoteKeySet(ctx context.Context, issuer, jwksURL string, cfg KeySetConfig) (*KeySet, error) {
 	r := &remoteKeys{
 		client:      cfg.HTTPClient,
+		issuer:      issuer,
 		jwksURL:     jwksURL,
 		minInterval: cfg.MinRefreshInterval,
 		maxInterval: cfg.RefreshInterval,
