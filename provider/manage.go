@@ -523,27 +523,37 @@ func (p *Provider) keysRotated(before, after []storage.Key) {
 	for _, k := range before {
 		was[k.ID] = k.State
 	}
-	var next, retired []string
-	var current []storage.Key
+	var next, retired, current []storage.Key
 	for _, k := range after {
 		switch {
 		case k.State == storage.KeyCurrent && was[k.ID] != storage.KeyCurrent:
 			current = append(current, k)
 		case k.State == storage.KeyNext && was[k.ID] != storage.KeyNext:
-			next = append(next, k.ID)
+			next = append(next, k)
 		case k.State == storage.KeyRetired && was[k.ID] != storage.KeyRetired:
-			retired = append(retired, k.ID)
+			retired = append(retired, k)
 		}
 	}
 	p.metrics.rotation(ctx)
 	now := p.cfg.Now()
 	if len(current) == 0 {
-		current = append(current, storage.Key{})
+		current = append(current, storage.Key{}) // only next keys added or retired ones dropped
+	}
+	// kids of keys of alg ("" for every algorithm).
+	kids := func(keys []storage.Key, alg string) []string {
+		var out []string
+		for _, k := range keys {
+			if alg == "" || k.Algorithm == alg {
+				out = append(out, k.ID)
+			}
+		}
+		return out
 	}
 	for _, k := range current {
+		n, r := kids(next, k.Algorithm), kids(retired, k.Algorithm)
 		p.log.LogAttrs(ctx, slog.LevelInfo, "signing keys rotated", slog.String("alg", k.Algorithm), slog.String("kid", k.ID),
-			slog.String("next", strings.Join(next, " ")), slog.String("retired", strings.Join(retired, " ")))
-		p.emit(ctx, &KeyRotated{At: At{now}, Algorithm: k.Algorithm, KeyID: k.ID, Next: next, Retired: retired})
+			slog.String("next", strings.Join(n, " ")), slog.String("retired", strings.Join(r, " ")))
+		p.emit(ctx, &KeyRotated{At: At{now}, Algorithm: k.Algorithm, KeyID: k.ID, Next: n, Retired: r})
 	}
 }
 

@@ -89,3 +89,10 @@ type Manager interface {
 	ResourceManager
 	TrustManager
 }
+
+// Pinger is an optional upgrade of a [Store]: whether the database answers, for readiness
+// checks. A store without it is asked for its keys instead.
+type Pinger interface {
+	// Ping makes one round trip to the database; an unreachable one is ErrUnavailable.
+	Ping(ctx context.Context) error
+}

@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,7 @@ func (r *RotatingKeys) RotateNow(ctx context.Context, minPublished time.Duration
 	err := r.store.UpdateKeys(ctx, func(current []storage.Key) ([]storage.Key, error) {
 		now := r.now()
 		keys := make([]storage.Key, len(current))
+		moved := false
 		for i, k := range current {
 			keys[i] = k.Clone()
 			if k.State != storage.KeyNext {
@@ -36,20 +38,24 @@ func (r *RotatingKeys) RotateNow(ctx context.Context, minPublished time.Duration
 				at = now
 			}
 			if at.Before(k.ActivatesAt) {
-				keys[i].ActivatesAt = at
+				keys[i].ActivatesAt, moved = at, true
 			}
 		}
-		next, _, err := r.advance(keys, now, r.generate)
+		next, changed, err := r.advance(keys, now, r.generate)
 		if err != nil {
 			return nil, err
+		}
+		if !changed && !moved {
+			result = current
+			return nil, errNoChange
 		}
 		before, result = current, next
 		return next, nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoChange) {
 		return nil, fmt.Errorf("strategy: rotate keys now: %w", err)
 	}
-	if r.onRotate != nil {
+	if err == nil && r.onRotate != nil {
 		r.onRotate(before, result)
 	}
 	if err := r.install(result); err != nil {
