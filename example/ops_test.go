@@ -194,8 +194,8 @@ func TestOperations(t *testing.T) {
 			t.Fatalf("%s: %d %v", p, code, m)
 		}
 	}
-	if n := scrape(t, base, "mandate_requests_total", `endpoint="token"`, `outcome="invalid_client"`); n < 1 {
-		t.Fatalf("mandate_requests_total{token,invalid_client} = %v", n)
+	if n := scrape(t, base, "mandate_request_duration_seconds_count", `endpoint="token"`, `outcome="invalid_client"`); n < 1 {
+		t.Fatalf("requests{token,invalid_client} = %v", n)
 	}
 	if n := scrape(t, base, "mandate_request_duration_seconds_count", `endpoint="token"`, `outcome="ok"`); n < 2 {
 		t.Fatalf("token latency count = %v", n)

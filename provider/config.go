@@ -133,8 +133,8 @@ type Config struct {
 	// exchanged, introspections, revocations, failed client authentications, key rotations,
 	// setups applied, admin changes), synchronously: see [Events]. Nil: none.
 	Events Events
-	// MeterProvider receives the provider's metrics (requests and their latency by endpoint
-	// and outcome, tokens by grant and resource, key rotations, storage errors; see the
+	// MeterProvider receives the provider's metrics (requests counted with their latency by
+	// endpoint and outcome, tokens by grant and resource, key rotations, storage errors; see the
 	// Metric* names), on the OpenTelemetry metric API: the application picks the exporter.
 	// Nil: no metrics, and nothing is measured.
 	MeterProvider metric.MeterProvider

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -14,17 +15,17 @@ import (
 
 // The provider's metrics, on the OpenTelemetry metric API (Config.MeterProvider; the host
 // picks the exporter). Names follow OpenTelemetry's conventions (dots, a unit per instrument);
-// a Prometheus exporter turns them into mandate_requests_total, mandate_request_duration_seconds
-// and so on.
+// a Prometheus exporter turns them into mandate_request_duration_seconds (whose _count counts the
+// requests), mandate_tokens_issued_total and so on.
 const (
 	// meterName is the instrumentation scope.
 	meterName = "github.com/mandate-dev/mandate/provider"
 
-	// MetricRequests counts requests by endpoint (token, authorize, introspect, revoke, jwks,
-	// metadata) and outcome ("ok", or the RFC 6749 error code answered).
-	MetricRequests = "mandate.requests"
-	// MetricRequestDuration is the time spent serving a request, in seconds, by endpoint and
-	// outcome.
+	// MetricRequestDuration is the time spent serving a request, in seconds, by endpoint
+	// (token, authorize, introspect, revoke, jwks, metadata) and outcome ("ok", or the RFC 6749
+	// error code answered). Its count is the request counter (Prometheus:
+	// mandate_request_duration_seconds_count): one instrument, not two, because every
+	// measurement costs the token endpoint time.
 	MetricRequestDuration = "mandate.request.duration"
 	// MetricTokens counts the access tokens issued, by grant_type and resource.
 	MetricTokens = "mandate.tokens.issued"
@@ -43,18 +44,30 @@ const (
 // metrics are the provider's instruments; nil when Config.MeterProvider is nil, so that a
 // provider without metrics measures nothing and allocates nothing for them.
 type metrics struct {
-	requests  metric.Int64Counter
 	duration  metric.Float64Histogram
-	tokens    metric.Int64Counter
 	rotations metric.Int64Counter
 	storage   metric.Int64Counter
 
-	// sets caches the attribute sets by their values: building one allocates, and the
-	// combinations are few (endpoints × outcomes, grants × resource servers).
-	sets sync.Map // attrKey → metric.MeasurementOption
+	// sets caches the measurement options by their attribute values (a string key per kind,
+	// then per first value): building an attribute set allocates, and the combinations are few
+	// (endpoints × outcomes, grants × resource servers).
+	sets sync.Map // kind + "\x00" + a → *sync.Map (b → *opts)
+
+	// tokenSets are the options of kind "tok" ever made, for the tokens counter's callback.
+	mu        sync.Mutex
+	tokenSets []*opts
 }
 
-type attrKey struct{ kind, a, b string }
+// opts are the prepared options of one attribute set: passed as a ready slice, a measurement
+// allocates nothing for them.
+type opts struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+	// set and n serve the tokens counter, which is asynchronous: a token costs one atomic
+	// add, and the collection reads n.
+	set attribute.Set
+	n   atomic.Int64
+}
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if mp == nil {
@@ -66,15 +79,15 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		err error
 		e   error
 	)
-	out.requests, e = m.Int64Counter(MetricRequests, metric.WithUnit("{request}"),
-		metric.WithDescription("Requests served, by endpoint and outcome (ok or the OAuth error code)."))
-	err = firstErr(err, e)
 	out.duration, e = m.Float64Histogram(MetricRequestDuration, metric.WithUnit("s"),
-		metric.WithDescription("Time spent serving a request, by endpoint and outcome."),
+		metric.WithDescription("Time spent serving a request, by endpoint and outcome (ok or the OAuth error code); its count counts the requests."),
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 	err = firstErr(err, e)
-	out.tokens, e = m.Int64Counter(MetricTokens, metric.WithUnit("{token}"),
-		metric.WithDescription("Access tokens issued, by grant type and resource server."))
+	// The tokens counter is observed at collection from counts kept in memory: a
+	// synchronous counter would add a second SDK measurement to every token.
+	_, e = m.Int64ObservableCounter(MetricTokens, metric.WithUnit("{token}"),
+		metric.WithDescription("Access tokens issued, by grant type and resource server."),
+		metric.WithInt64Callback(out.observeTokens))
 	err = firstErr(err, e)
 	out.rotations, e = m.Int64Counter(MetricKeyRotations, metric.WithUnit("{rotation}"),
 		metric.WithDescription("Changes of the signing keys made by this instance."))
@@ -95,19 +108,39 @@ func firstErr(a, b error) error {
 	return b
 }
 
-// attrs returns the cached measurement option for the attribute pair (na=a, nb=b).
-func (m *metrics) attrs(kind, na, a, nb, b string) metric.MeasurementOption {
-	k := attrKey{kind, a, b}
-	if o, ok := m.sets.Load(k); ok {
-		return o.(metric.MeasurementOption)
+// attrs returns the cached options for the attribute pair (na=a, nb=b); nb "" means one.
+func (m *metrics) attrs(kind, na, a, nb, b string) *opts {
+	inner, ok := m.sets.Load(kind + "\x00" + a)
+	if !ok {
+		inner, _ = m.sets.LoadOrStore(kind+"\x00"+a, &sync.Map{})
+	}
+	byB := inner.(*sync.Map)
+	if o, ok := byB.Load(b); ok {
+		return o.(*opts)
 	}
 	set := attribute.NewSet(attribute.String(na, a))
 	if nb != "" {
 		set = attribute.NewSet(attribute.String(na, a), attribute.String(nb, b))
 	}
 	o := metric.WithAttributeSet(set)
-	m.sets.Store(k, o)
-	return o
+	prepared := &opts{add: []metric.AddOption{o}, record: []metric.RecordOption{o}, set: set}
+	got, loaded := byB.LoadOrStore(b, prepared)
+	if !loaded && kind == "tok" {
+		m.mu.Lock()
+		m.tokenSets = append(m.tokenSets, prepared)
+		m.mu.Unlock()
+	}
+	return got.(*opts)
+}
+
+// observeTokens reports the tokens counted so far, at collection.
+func (m *metrics) observeTokens(_ context.Context, o metric.Int64Observer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.tokenSets {
+		o.Observe(t.n.Load(), metric.WithAttributeSet(t.set))
+	}
+	return nil
 }
 
 // request records one served request.
@@ -115,9 +148,7 @@ func (m *metrics) request(ctx context.Context, endpoint, outcome string, d time.
 	if m == nil {
 		return
 	}
-	o := m.attrs("req", "endpoint", endpoint, "outcome", outcome)
-	m.requests.Add(ctx, 1, o)
-	m.duration.Record(ctx, d.Seconds(), o)
+	m.duration.Record(ctx, d.Seconds(), m.attrs("req", "endpoint", endpoint, "outcome", outcome).record...)
 }
 
 // token records one issued access token.
@@ -125,7 +156,7 @@ func (m *metrics) token(ctx context.Context, grant, resource string) {
 	if m == nil {
 		return
 	}
-	m.tokens.Add(ctx, 1, m.attrs("tok", "grant_type", grant, "resource", resource))
+	m.attrs("tok", "grant_type", grant, "resource", resource).n.Add(1)
 }
 
 // rotation records one change of the key set.
@@ -141,7 +172,7 @@ func (m *metrics) storageError(ctx context.Context, kind string) {
 	if m == nil {
 		return
 	}
-	m.storage.Add(ctx, 1, m.attrs("st", "kind", kind, "", ""))
+	m.storage.Add(ctx, 1, m.attrs("st", "kind", kind, "", "").add...)
 }
 
 // BatchSizeObserver returns a [gormstore.BatchObserver] that records the size of every SQLite

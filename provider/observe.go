@@ -40,6 +40,10 @@ type outcome struct {
 	// The error answered, if any: its RFC 6749 code and description.
 	errCode, reason string
 
+	// event is the audit event of an issued token, kept here so that emitting it allocates
+	// nothing more.
+	event TokenExchanged
+
 	// An introspection's answer.
 	introspected     bool
 	introCaller      string
@@ -221,13 +225,15 @@ func (p *Provider) finish(r *http.Request, endpoint string, o *outcome, sw *stat
 		if p.cfg.Events == nil {
 			return
 		}
-		issued := TokenIssued{At: At{now}, GrantType: grant, ClientID: o.clientID, Subject: o.subject, Resource: o.resource,
-			Scopes: o.scopes, KeyID: o.kid, JTI: o.jti, ExpiresAt: o.expiresAt, RefreshToken: o.refresh}
+		// The event lives in the request's outcome record, which is allocated anyway.
+		o.event = TokenExchanged{TokenIssued: TokenIssued{At: At{now}, GrantType: grant, ClientID: o.clientID, Subject: o.subject,
+			Resource: o.resource, Scopes: o.scopes, KeyID: o.kid, JTI: o.jti, ExpiresAt: o.expiresAt, RefreshToken: o.refresh}}
 		if grant == handlers.GrantTypeTokenExchange {
-			p.emit(ctx, &TokenExchanged{TokenIssued: issued, Actor: o.actor, IssuedTokenType: handlers.TokenTypeAccessToken})
+			o.event.Actor, o.event.IssuedTokenType = o.actor, handlers.TokenTypeAccessToken
+			p.emit(ctx, &o.event)
 			return
 		}
-		p.emit(ctx, &issued)
+		p.emit(ctx, &o.event.TokenIssued)
 	case "introspect":
 		if o.errCode != "" {
 			claimed := claimedClient(r)

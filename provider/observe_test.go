@@ -263,11 +263,11 @@ func TestObservabilityFullFlow(t *testing.T) {
 	}
 
 	// The metrics.
-	if n := o.sum(provider.MetricRequests, map[string]string{"endpoint": "token", "outcome": "ok"}); n < 5 {
-		t.Errorf("%s{token,ok} = %d", provider.MetricRequests, n)
+	if n := o.sum(provider.MetricRequestDuration, map[string]string{"endpoint": "token", "outcome": "ok"}); n < 5 {
+		t.Errorf("%s{token,ok} count = %d", provider.MetricRequestDuration, n)
 	}
-	if n := o.sum(provider.MetricRequests, map[string]string{"endpoint": "token", "outcome": "invalid_client"}); n != 1 {
-		t.Errorf("%s{token,invalid_client} = %d, want 1", provider.MetricRequests, n)
+	if n := o.sum(provider.MetricRequestDuration, map[string]string{"endpoint": "token", "outcome": "invalid_client"}); n != 1 {
+		t.Errorf("%s{token,invalid_client} count = %d, want 1", provider.MetricRequestDuration, n)
 	}
 	if n := o.sum(provider.MetricRequestDuration, map[string]string{"endpoint": "introspect"}); n != 1 {
 		t.Errorf("%s{introspect} count = %d, want 1", provider.MetricRequestDuration, n)
