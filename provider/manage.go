@@ -29,7 +29,9 @@ import (
 //     authorization codes, refresh tokens and stored access tokens are deleted too
 //     ([storage.ClientManager.RevokeClientGrants]), so a client created again under the same ID
 //     inherits none of them. Introspection answers inactive for its access tokens, stateless
-//     ones included (their client no longer exists, or was created after them). Resource
+//     ones included (their client no longer exists, or was created after them — to the
+//     second of their iat: a client deleted and created again within the second its tokens
+//     were issued in would revive them). Resource
 //     servers that verify tokens locally accept its access tokens until they expire, as for
 //     any revocation: keep access-token lifetimes short.
 //   - A deleted trust refuses its issuer's assertions at once. The jwt-bearer grant issues no
