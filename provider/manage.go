@@ -29,9 +29,9 @@ import (
 //     authorization codes, refresh tokens and stored access tokens are deleted too
 //     ([storage.ClientManager.RevokeClientGrants]), so a client created again under the same ID
 //     inherits none of them. Introspection answers inactive for its access tokens, stateless
-//     ones included (their client no longer exists, or was created after them — to the
-//     second of their iat: a client deleted and created again within the second its tokens
-//     were issued in would revive them). Resource
+//     ones included (their client no longer exists, or was created after them: a client
+//     deleted and created again within Config.AssertionLeeway, default 30 s, of its tokens'
+//     iat — the allowance for clocks that differ between instances — would revive them). Resource
 //     servers that verify tokens locally accept its access tokens until they expire, as for
 //     any revocation: keep access-token lifetimes short.
 //   - A deleted trust refuses its issuer's assertions at once. The jwt-bearer grant issues no
@@ -561,8 +561,8 @@ func (p *Provider) keysRotated(before, after []storage.Key) {
 
 // partyLive reports whether the party an access token was issued to still stands, for
 // introspection: its client_id names a registered client (with stateless access tokens, one
-// created no later than the token's iat: a client deleted and created again does not revive
-// them), or — a jwt-bearer token obtained without client authentication — an issuer that still
+// created no later than the token's iat, give or take the assertion leeway: a client deleted
+// and created again does not revive them), or — a jwt-bearer token obtained without client authentication — an issuer that still
 // has an unexpired trust. A store that cannot be reached returns its error.
 func (p *Provider) partyLive(ctx context.Context, claims map[string]any) (bool, error) {
 	cid, _ := claims["client_id"].(string)
@@ -571,7 +571,9 @@ func (p *Provider) partyLive(ctx context.Context, claims map[string]any) (bool, 
 	case err == nil:
 		if p.cfg.StatelessAccessTokens && !c.CreatedAt.IsZero() {
 			n, _ := claims["iat"].(json.Number)
-			if iat, err := n.Int64(); err == nil && iat < c.CreatedAt.Unix() {
+			// The store's clock stamped CreatedAt, the minting instance's clock iat: the
+			// assertion leeway absorbs the difference, as it does between instances elsewhere.
+			if iat, err := n.Int64(); err == nil && iat < c.CreatedAt.Add(-p.cfg.AssertionLeeway).Unix() {
 				return false, nil
 			}
 		}
