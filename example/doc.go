@@ -14,6 +14,8 @@
 //	-config  declarative JSON configuration, re-applied on every start (create or update)
 //	-rs-addr listen address of the demo resource server (default 127.0.0.1:9401; "" disables it)
 //	-stateless do not persist access tokens (provider.Config.StatelessAccessTokens)
+//	-admin   mount the admin API at /admin (its resource server ISSUER/admin, scope mandate:admin,
+//	         is created on start); /healthz, /readyz and /metrics (Prometheus) are always served
 //	-partner the resource identifier of a service in the configuration's peer trust domain:
 //	         the demo resource server calls its /orders at /orders/partner on behalf of its
 //	         caller (identity chaining across domains; see partner.go)
@@ -24,6 +26,16 @@
 //
 //	go run ./example -config x.json -partner http://127.0.0.1:9501/
 //	go run ./example -config y.json -addr 127.0.0.1:9500 -rs-addr 127.0.0.1:9501 -data y-data
+//
+// Commands manage the store the server uses, directly (the same -data, -db and -issuer flags);
+// a store they cannot open is refused and nothing is changed:
+//
+//	go run ./example clients create -id ops -grant client_credentials -scope mandate:admin -resource http://127.0.0.1:9400/admin
+//	go run ./example clients list | delete ID | rotate-secret [-keep-previous] ID
+//	go run ./example resources list | create -id URL -scope S … | delete URL
+//	go run ./example trusts list | delete ID
+//	go run ./example keys list | rotate
+//	go run ./example setup export > mandate.json    # what -config accepts
 //
 // Without -config the example loads a built-in demo: one resource server (the demo resource
 // server itself) and a client_credentials client whose secret it prints, with a curl command.

@@ -38,7 +38,7 @@ func main() {
 type options struct {
 	addr, issuer, data, db, config, rsAddr string
 	partner                                string
-	stateless, dpop                        bool
+	stateless, dpop, admin                 bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -53,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.rsAddr, "rs-addr", "127.0.0.1:9401", "listen address of the demo resource server (empty: none)")
 	fs.BoolVar(&o.stateless, "stateless", false, "do not persist access tokens (see provider.Config.StatelessAccessTokens)")
 	fs.BoolVar(&o.dpop, "dpop", false, "the demo resource server accepts only DPoP-bound tokens (RFC 9449); call it with 'example call'")
+	fs.BoolVar(&o.admin, "admin", false, "mount the admin API at "+adminPath+" (protected by tokens for ISSUER"+adminPath+" with scope mandate:admin)")
 	fs.StringVar(&o.partner, "partner", "", "resource identifier of a service in the config's peer trust domain, which the demo resource server calls at "+partnerPath)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -67,6 +68,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "call" {
 		return runCall(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && isCommand(args[0]) {
+		return runCLI(ctx, args, stdout, stderr) // cli.go: manage the store directly
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -126,11 +130,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if dsn == "" {
 		dsn = "sqlite:" + filepath.Join(o.data, "mandate.db")
 	}
-	store, err := gormstore.Open(ctx, dsn)
+	tel, err := newTelemetry() // ops.go: OpenTelemetry metrics, served for Prometheus
+	if err != nil {
+		return err
+	}
+	defer tel.meters.Shutdown(context.WithoutCancel(ctx))
+	batches, err := provider.BatchSizeObserver(tel.meters)
+	if err != nil {
+		return err
+	}
+	store, err := gormstore.Open(ctx, dsn, gormstore.WithBatchObserver(batches))
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	defer store.Close()
+	defer func() {
+		logShutdown(logger, "store closed (group-commit queue flushed)")
+		store.Close()
+	}()
 	ui := newDemoUI(secret)
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:        o.issuer,
@@ -139,6 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Authenticator: ui, // the demo's login form
 		Consenter:     ui, // and consent page
 		Logger:        logger,
+		MeterProvider: tel.meters,
 
 		StatelessAccessTokens: o.stateless,
 	})
@@ -153,6 +170,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	for _, pattern := range p.Patterns() {
 		mux.Handle(pattern, p)
+	}
+	mountHealth(mux, p)
+	mux.Handle(metricsPath, tel.handler)
+	var adminRes string
+	if o.admin {
+		if adminRes, err = mountAdmin(ctx, mux, p, o.issuer); err != nil {
+			return err
+		}
 	}
 	verifier := oauth2.GenerateVerifier() // the demo web client's PKCE verifier, shown at its callback
 	mux.HandleFunc(loginPath, ui.ServeLogin)
@@ -216,6 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if web {
 		webWelcome(stdout, p.Issuer(), verifier)
 	}
+	opsWelcome(stdout, "http://"+asLn.Addr().String(), adminRes, cliFlags(o))
 
 	select {
 	case <-ctx.Done():
@@ -224,11 +250,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// Graceful stop: the listeners close, in-flight requests finish (up to 5 s), then the
+	// provider's background work stops and the store flushes its group-commit queue and closes
+	// (the deferred calls above, in that order).
+	logShutdown(logger, "draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for _, s := range servers {
-		_ = s.Shutdown(shutdownCtx)
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("shutdown", "error", err.Error())
+		}
 	}
+	logShutdown(logger, "requests drained")
 	return nil
 }
 

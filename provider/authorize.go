@@ -110,5 +110,6 @@ func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWrite
 			handlers.SetUnavailable(w.Header())
 		}
 	}
+	noteError(ctx, err) // for the request's log line (observe.go)
 	p.oauth.WriteAuthorizeError(ctx, w, ar, bounded(err))
 }

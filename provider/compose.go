@@ -229,6 +229,7 @@ func (a *accessTokens) mint(ctx context.Context, req fosite.Requester, t *tokenT
 		return m, err
 	}
 	t.ttl = m.ExpiresAt.Sub(m.IssuedAt)
+	noteMinted(ctx, req, t, m) // for the request's log line, event and metrics (observe.go)
 	return m, nil
 }
 

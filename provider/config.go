@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
@@ -134,6 +136,18 @@ type Config struct {
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// ---- Operations: audit events and metrics (observe.go, events.go, metrics.go) ----
+
+	// Events receives an audit event for every outcome that matters (tokens issued and
+	// exchanged, introspections, revocations, failed client authentications, key rotations,
+	// setups applied, admin changes), synchronously: see [Events]. Nil: none.
+	Events Events
+	// MeterProvider receives the provider's metrics (requests counted with their latency by
+	// endpoint and outcome, tokens by grant and resource, key rotations, storage errors; see the
+	// Metric* names), on the OpenTelemetry metric API: the application picks the exporter.
+	// Nil: no metrics, and nothing is measured.
+	MeterProvider metric.MeterProvider
 }
 
 // Rotation tunes the built-in key rotation (see strategy.RotationConfig).

@@ -92,6 +92,7 @@ func (p *Provider) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.outage.ok()
+	noteIntrospection(ctx, client.GetID(), resp) // for the log line and event (observe.go)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if wantsJWT(r.Header) {
@@ -260,6 +261,10 @@ func (p *Provider) signedAccessToken(ctx context.Context, token string) (map[str
 // inactive. Any other store error counts as revoked: introspection must not call a token active
 // when it cannot tell.
 func (p *Provider) live(ctx context.Context, token string, claims map[string]any) (bool, error) {
+	// The client it was issued to was not deleted (manage.go).
+	if ok, err := p.partyLive(ctx, claims); !ok || err != nil {
+		return false, err
+	}
 	if p.cfg.StatelessAccessTokens {
 		denied, err := p.denied(ctx, claims)
 		return !denied, err

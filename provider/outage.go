@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -41,6 +42,7 @@ func unavailable(err error) bool {
 // counts it for the log.
 func (p *Provider) temporarilyUnavailable(err error) *fosite.RFC6749Error {
 	p.outage.fail(err)
+	p.metrics.storageError(context.Background(), "unavailable")
 	return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 }
 

@@ -52,6 +52,8 @@ type Provider struct {
 	peerMeta *peerEndpoints
 	// dpop checks the DPoP proofs of token requests.
 	dpop *dpop.Checker
+	// metrics are the instruments of Config.MeterProvider; nil without one (metrics.go).
+	metrics *metrics
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -95,6 +97,9 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 	}
 	p := &Provider{cfg: cfg, log: cfg.Logger, issuer: cfg.Issuer, paths: paths, peerMeta: &peerEndpoints{}}
 	p.outage = newOutageLog(p.log, time.Now, outageLogInterval, outageSettle)
+	if p.metrics, err = newMetrics(cfg.MeterProvider); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			_ = p.Close()
@@ -103,7 +108,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 
 	p.store = cfg.Storage
 	if p.store == nil {
-		st, closeFn, err := openEmbedded(ctx, cfg.DataDir)
+		st, closeFn, err := openEmbedded(ctx, cfg.DataDir, cfg.MeterProvider)
 		if err != nil {
 			return nil, err
 		}
@@ -132,6 +137,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 			Propagation: cfg.Rotation.Propagation,
 			Retention:   p.retention,
 			Now:         cfg.Now,
+			OnRotate:    p.keysRotated, // log line, metric, audit event (manage.go)
 			OnError: func(err error) {
 				if unavailable(err) {
 					p.outage.fail(err) // the keys in memory keep signing
@@ -221,8 +227,12 @@ func (p *Provider) Store() storage.Store { return p.store }
 // Hasher returns the client-secret hasher, for storing the hash of a client's secret.
 func (p *Provider) Hasher() *SecretHasher { return p.hasher }
 
-// ServeHTTP routes by absolute path.
-func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP routes by absolute path; every request's outcome is logged, measured and, where it
+// matters, emitted as an audit event (observe.go).
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.serveObserved(w, r) }
+
+// route routes by absolute path.
+func (p *Provider) route(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case p.paths.token:
 		p.serveToken(w, r)

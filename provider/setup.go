@@ -345,8 +345,8 @@ func (s *Setup) validate(stored, storedPeer func(identifier string) bool) error 
 			if c.ClientSecret != "" && len(c.ClientSecret) < 16 {
 				bad(f+".client_secret", "must be at least 16 characters (generated secrets are better)")
 			}
-			if h := c.ClientSecretHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") {
-				bad(f+".client_secret_hash", "must be a bcrypt hash")
+			if h := c.ClientSecretHash; h != "" && !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") && !strings.HasPrefix(h, "$2y$") && !strings.HasPrefix(h, secretHashPrefix) {
+				bad(f+".client_secret_hash", "must be a bcrypt hash (or one exported from a server with the same secret)")
 			}
 		case storage.AuthMethodPrivateKeyJWT:
 			// As for the secret methods: "public" and an authentication method contradict each
@@ -627,21 +627,8 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 			return fmt.Errorf("provider: setup: peers[%d].issuer: %q is this provider's own issuer; a server is not its own peer", i, pe.Issuer)
 		}
 	}
-	var lookupErr error
-	lookup := func(get func(string) error) func(string) bool {
-		return func(id string) bool {
-			err := get(id)
-			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				lookupErr = err
-			}
-			return err == nil
-		}
-	}
-	if err := s.validate(
-		lookup(func(id string) error { _, err := p.store.ResourceServer(ctx, id); return err }),
-		lookup(func(id string) error { _, err := p.store.Peer(ctx, id); return err }),
-	); err != nil {
-		return errors.Join(err, lookupErr)
+	if err := p.validateSetup(ctx, s); err != nil {
+		return err
 	}
 	// Keys for every algorithm the setup names, before its transaction: a key written inside
 	// it would be rolled back with it while this instance already signs with it.
@@ -668,52 +655,21 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 		if err := p.checkResourcePolicy(ctx, fmt.Sprintf("resource_servers[%d]", i), r); err != nil {
 			return err
 		}
-		rs := &storage.ResourceServer{
-			Identifier: r.Identifier, Name: r.Name, Scopes: slices.Clone(r.Scopes),
-			SigningAlg: r.SigningAlg, Encryption: r.EncryptionKey, Default: r.Default, DPoPRequired: r.DPoPRequired,
-		}
-		if r.AccessTokenTTL != "" {
-			rs.AccessTokenTTL, _ = time.ParseDuration(r.AccessTokenTTL)
-		}
-		if err := p.store.SaveResourceServer(ctx, rs); err != nil {
+		if err := p.store.SaveResourceServer(ctx, r.record()); err != nil {
 			return fmt.Errorf("provider: apply setup: resource server %q: %w", r.Identifier, err)
 		}
 	}
 	for _, sc := range s.Clients {
-		c := &storage.Client{
-			ID: sc.ClientID, Name: sc.Name, Public: sc.Public,
-			RedirectURIs: slices.Clone(sc.RedirectURIs), GrantTypes: slices.Clone(sc.GrantTypes),
-			Scopes: slices.Clone(sc.Scopes), Resources: slices.Clone(sc.Resources),
-			Serves: slices.Clone(sc.Serves), IntrospectAll: sc.IntrospectAll, Impersonate: sc.Impersonate,
-			DPoPBoundAccessTokens:   sc.DPoPBoundAccessTokens,
-			TokenEndpointAuthMethod: sc.authMethod(), TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
-			JWKS: sc.JWKS, JWKSURI: sc.JWKSURI,
-		}
-		switch {
-		case sc.ClientSecret != "":
-			c.SecretHash, err = p.hasher.Hash(ctx, []byte(sc.ClientSecret))
-			if err != nil {
-				return fmt.Errorf("provider: apply setup: client %q: %w", sc.ClientID, err)
-			}
-		case sc.ClientSecretHash != "":
-			c.SecretHash = []byte(sc.ClientSecretHash)
+		c, err := p.clientRecord(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("provider: apply setup: client %q: %w", sc.ClientID, err)
 		}
 		if err := p.store.SaveClient(ctx, c); err != nil {
 			return fmt.Errorf("provider: apply setup: client %q: %w", sc.ClientID, err)
 		}
 	}
 	for _, st := range s.TrustedIssuers {
-		t := &storage.Trust{
-			ID: st.trustID(), Issuer: st.Issuer, Subject: st.Subject, AllowAnySubject: st.AllowAnySubject,
-			JWKS: st.JWKS, JWKSURI: st.JWKSURI, MetadataKeys: st.JWKSFromMetadata, Transcribe: slices.Clone(st.Transcribe),
-			Scopes: slices.Clone(st.Scopes), Resources: slices.Clone(st.Resources), JTIOptional: st.JTIOptional,
-		}
-		if st.ExpiresAt != "" {
-			t.ExpiresAt, _ = time.Parse(time.RFC3339, st.ExpiresAt)
-		}
-		if st.MaxAssertionLifetime != "" {
-			t.MaxAssertionLifetime, _ = time.ParseDuration(st.MaxAssertionLifetime)
-		}
+		t := st.record()
 		if err := p.store.SaveTrust(ctx, t); err != nil {
 			return fmt.Errorf("provider: apply setup: trust %q: %w", t.ID, err)
 		}
@@ -733,7 +689,82 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 	if err := p.store.Commit(ctx); err != nil {
 		return fmt.Errorf("provider: apply setup: %w", err)
 	}
+	p.setupApplied(ctx, s) // log line, audit event (manage.go)
 	return nil
+}
+
+// validateSetup checks s as Apply does before writing: on its own, and against the store
+// (the resource servers and peers it names without declaring them must be stored).
+func (p *Provider) validateSetup(ctx context.Context, s *Setup) error {
+	var lookupErr error
+	lookup := func(get func(string) error) func(string) bool {
+		return func(id string) bool {
+			err := get(id)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				lookupErr = err
+			}
+			return err == nil
+		}
+	}
+	if err := s.validate(
+		lookup(func(id string) error { _, err := p.store.ResourceServer(ctx, id); return err }),
+		lookup(func(id string) error { _, err := p.store.Peer(ctx, id); return err }),
+	); err != nil {
+		return errors.Join(err, lookupErr)
+	}
+	return nil
+}
+
+// record is the storage.ResourceServer a validated entry declares.
+func (r SetupResource) record() *storage.ResourceServer {
+	rs := &storage.ResourceServer{
+		Identifier: r.Identifier, Name: r.Name, Scopes: slices.Clone(r.Scopes),
+		SigningAlg: r.SigningAlg, Encryption: r.EncryptionKey, Default: r.Default, DPoPRequired: r.DPoPRequired,
+	}
+	if r.AccessTokenTTL != "" {
+		rs.AccessTokenTTL, _ = time.ParseDuration(r.AccessTokenTTL)
+	}
+	return rs
+}
+
+// clientRecord is the storage.Client a validated entry declares, its secret hashed.
+func (p *Provider) clientRecord(ctx context.Context, sc SetupClient) (*storage.Client, error) {
+	c := &storage.Client{
+		ID: sc.ClientID, Name: sc.Name, Public: sc.Public,
+		RedirectURIs: slices.Clone(sc.RedirectURIs), GrantTypes: slices.Clone(sc.GrantTypes),
+		Scopes: slices.Clone(sc.Scopes), Resources: slices.Clone(sc.Resources),
+		Serves: slices.Clone(sc.Serves), IntrospectAll: sc.IntrospectAll, Impersonate: sc.Impersonate,
+		DPoPBoundAccessTokens:   sc.DPoPBoundAccessTokens,
+		TokenEndpointAuthMethod: sc.authMethod(), TokenEndpointAuthSigningAlg: sc.TokenEndpointAuthSigningAlg,
+		JWKS: sc.JWKS, JWKSURI: sc.JWKSURI,
+	}
+	switch {
+	case sc.ClientSecret != "":
+		h, err := p.hasher.Hash(ctx, []byte(sc.ClientSecret))
+		if err != nil {
+			return nil, err
+		}
+		c.SecretHash = h
+	case sc.ClientSecretHash != "":
+		c.SecretHash = []byte(sc.ClientSecretHash)
+	}
+	return c, nil
+}
+
+// record is the storage.Trust a validated entry declares.
+func (st SetupTrust) record() *storage.Trust {
+	t := &storage.Trust{
+		ID: st.trustID(), Issuer: st.Issuer, Subject: st.Subject, AllowAnySubject: st.AllowAnySubject,
+		JWKS: st.JWKS, JWKSURI: st.JWKSURI, MetadataKeys: st.JWKSFromMetadata, Transcribe: slices.Clone(st.Transcribe),
+		Scopes: slices.Clone(st.Scopes), Resources: slices.Clone(st.Resources), JTIOptional: st.JTIOptional,
+	}
+	if st.ExpiresAt != "" {
+		t.ExpiresAt, _ = time.Parse(time.RFC3339, st.ExpiresAt)
+	}
+	if st.MaxAssertionLifetime != "" {
+		t.MaxAssertionLifetime, _ = time.ParseDuration(st.MaxAssertionLifetime)
+	}
+	return t
 }
 
 // ensureKey makes sure a key signs with alg ("" is the default): the built-in rotating keys

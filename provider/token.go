@@ -291,6 +291,7 @@ func checkParams(form map[string][]string) error {
 // (invalid_client of a client that could not be read, server_error) it surfaced as.
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	err = p.normalizeError(err)
+	noteError(ctx, err) // for the request's log line, event and metrics (observe.go)
 	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
 		handlers.SetUnavailable(w.Header())
 	} else if errors.Is(err, fosite.ErrInvalidClient) {
@@ -315,6 +316,7 @@ func (p *Provider) normalizeError(err error) error {
 	if !errors.As(err, &rfc) {
 		// A plain error from a store or the strategy: a server error, explained in the log only.
 		err = fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		p.metrics.storageError(context.Background(), "error") // a store's or the strategy's own error
 	}
 	if errors.Is(err, fosite.ErrServerError) {
 		e := fosite.ErrorToRFC6749Error(err)

@@ -133,6 +133,8 @@ type Minted struct {
 	Token, Signature string
 	// IssuedAt and ExpiresAt are its iat and exp.
 	IssuedAt, ExpiresAt time.Time
+	// KeyID is the kid of the key that signed it and JTI its jti, for logs and audit events.
+	KeyID, JTI string
 }
 
 // GenerateAccessToken implements oauth2.AccessTokenStrategy. It mints an RFC 9068 access token
@@ -293,7 +295,8 @@ func (j *JWT) Mint(ctx context.Context, requester fosite.Requester, p Policy) (M
 		// for introspection. A signed token is its own record (VerifyAccessToken).
 		sess.AccessToken = c.asMap(j.iss, extra)
 	}
-	return Minted{Token: token, Signature: AccessTokenSignature(token), IssuedAt: time.Unix(now, 0), ExpiresAt: exp}, nil
+	return Minted{Token: token, Signature: AccessTokenSignature(token), IssuedAt: time.Unix(now, 0), ExpiresAt: exp,
+		KeyID: key.ID, JTI: c.Jti}, nil
 }
 
 // ExpiresIn is the lifetime in whole seconds (rounded up) of a token minted with ttl: exp - iat,

@@ -89,6 +89,10 @@ type RotationConfig struct {
 	// OnError, if set, receives the errors of [RotatingKeys.Run]'s background work (which
 	// keeps the keys it has and retries on the next tick). Optional.
 	OnError func(error)
+	// OnRotate, if set, is told every change of the key set this instance writes (a key
+	// became current, a next key was published, retired keys dropped): the set before and
+	// after. It runs with the rotation's lock held, so it must return at once. Optional.
+	OnRotate func(before, after []storage.Key)
 }
 
 // RotatingKeys is a [KeySource] whose keys live in a storage.KeyStore and rotate by
@@ -111,6 +115,7 @@ type RotatingKeys struct {
 	reload      time.Duration
 	now         func() time.Time
 	onError     func(error)
+	onRotate    func(before, after []storage.Key)
 
 	mu     sync.Mutex // serializes Refresh and Rotate; guards cache
 	cache  map[string]*loadedKey
@@ -172,6 +177,8 @@ func NewRotatingKeys(ctx context.Context, cfg RotationConfig) (*RotatingKeys, er
 		now:     cfg.Now,
 		onError: cfg.OnError,
 		cache:   make(map[string]*loadedKey),
+
+		onRotate: cfg.OnRotate,
 	}
 	if len(r.algs) == 0 {
 		r.algs = []string{string(jose.RS256)}
@@ -279,7 +286,7 @@ func (r *RotatingKeys) Refresh(ctx context.Context) error {
 func (r *RotatingKeys) Rotate(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var result []storage.Key
+	var before, result []storage.Key
 	err := r.store.UpdateKeys(ctx, func(current []storage.Key) ([]storage.Key, error) {
 		next, changed, err := r.advance(current, r.now(), r.generate)
 		if err != nil {
@@ -289,11 +296,14 @@ func (r *RotatingKeys) Rotate(ctx context.Context) error {
 			result = current
 			return nil, errNoChange
 		}
-		result = next
+		before, result = current, next
 		return next, nil
 	})
 	if err != nil && !errors.Is(err, errNoChange) {
 		return fmt.Errorf("strategy: rotate keys: %w", err)
+	}
+	if err == nil && r.onRotate != nil {
+		r.onRotate(before, result)
 	}
 	return r.install(result)
 }

@@ -151,6 +151,11 @@ func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, err
 		}
 		return nil, wrap("client", err)
 	}
+	return decodeClient(data, created, updated)
+}
+
+// decodeClient reads a stored client document.
+func decodeClient(data string, created, updated time.Time) (*storage.Client, error) {
 	var r clientRecord
 	if err := json.Unmarshal([]byte(data), &r); err != nil {
 		return nil, wrap("decode client", err)
@@ -165,12 +170,9 @@ func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, err
 	}, nil
 }
 
-// SaveClient implements storage.ClientStore.
-func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
-	if c == nil || c.ID == "" {
-		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
-	}
-	data, err := encode("client", clientRecord{
+// encodeClient is the stored document of a client.
+func encodeClient(c *storage.Client) ([]byte, error) {
+	return encode("client", clientRecord{
 		ID: c.ID, Name: c.Name, SecretHash: c.SecretHash, RotatedSecretHashes: c.RotatedSecretHashes,
 		Public: c.Public, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes,
 		ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Resources: c.Resources,
@@ -178,6 +180,14 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 	})
+}
+
+// SaveClient implements storage.ClientStore.
+func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
+	if c == nil || c.ID == "" {
+		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
+	}
+	data, err := encodeClient(c)
 	if err != nil {
 		return err
 	}
@@ -215,6 +225,14 @@ func decodeResource(data string, isDefault *int, created, updated time.Time) (*s
 		SigningAlg: r.SigningAlg, Encryption: r.Encryption, DPoPRequired: r.DPoPRequired, Default: isDefault != nil && *isDefault == 1,
 		CreatedAt: created, UpdatedAt: updated,
 	}, nil
+}
+
+// encodeResource is the stored document of a resource server (Default is a column of its own).
+func encodeResource(rs *storage.ResourceServer) ([]byte, error) {
+	return encode("resource server", resourceRecord{
+		Identifier: rs.Identifier, Name: rs.Name, Scopes: rs.Scopes, AccessTokenTTL: rs.AccessTokenTTL,
+		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption, DPoPRequired: rs.DPoPRequired,
+	})
 }
 
 // ResourceServer implements storage.ResourceStore, from the read cache (see [WithCache]) or
@@ -312,10 +330,7 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 	if rs == nil || rs.Identifier == "" {
 		return fmt.Errorf("%w: resource server without identifier", ErrInvalidInput)
 	}
-	data, err := encode("resource server", resourceRecord{
-		Identifier: rs.Identifier, Name: rs.Name, Scopes: rs.Scopes, AccessTokenTTL: rs.AccessTokenTTL,
-		SigningAlg: rs.SigningAlg, Encryption: rs.Encryption, DPoPRequired: rs.DPoPRequired,
-	})
+	data, err := encodeResource(rs)
 	if err != nil {
 		return err
 	}
@@ -374,6 +389,33 @@ type trustRecord struct {
 	JTIOptional          bool                `json:"jti_optional,omitempty"`
 }
 
+// decodeTrust reads a stored trust document.
+func decodeTrust(data string, created, updated time.Time) (*storage.Trust, error) {
+	var r trustRecord
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return nil, wrap("decode trust", err)
+	}
+	var exp time.Time
+	if !r.ExpiresAt.IsZero() {
+		exp = r.ExpiresAt.UTC()
+	}
+	return &storage.Trust{
+		ID: r.ID, Issuer: r.Issuer, Subject: r.Subject, AllowAnySubject: r.AllowAnySubject,
+		JWKS: r.JWKS, JWKSURI: r.JWKSURI, MetadataKeys: r.MetadataKeys, Transcribe: r.Transcribe,
+		Scopes: r.Scopes, Resources: r.Resources, ExpiresAt: exp, MaxAssertionLifetime: r.MaxAssertionLifetime, JTIOptional: r.JTIOptional,
+		CreatedAt: created, UpdatedAt: updated,
+	}, nil
+}
+
+// encodeTrust is the stored document of a trust whose ID is id.
+func encodeTrust(t *storage.Trust, id string) ([]byte, error) {
+	return encode("trust", trustRecord{
+		ID: id, Issuer: t.Issuer, Subject: t.Subject, AllowAnySubject: t.AllowAnySubject,
+		JWKS: t.JWKS, JWKSURI: t.JWKSURI, MetadataKeys: t.MetadataKeys, Transcribe: t.Transcribe,
+		Scopes: t.Scopes, Resources: t.Resources, ExpiresAt: t.ExpiresAt, MaxAssertionLifetime: t.MaxAssertionLifetime, JTIOptional: t.JTIOptional,
+	})
+}
+
 // Trusts implements storage.TrustStore, ordered by ID.
 func (s *Store) Trusts(ctx context.Context, issuer string) ([]storage.Trust, error) {
 	rows, err := queryRows(s.conn(ctx), "SELECT data, created_at, updated_at FROM mandate_trusts WHERE issuer_hash = ?", key(issuer))
@@ -390,23 +432,14 @@ func (s *Store) Trusts(ctx context.Context, issuer string) ([]storage.Trust, err
 		if err := rows.Scan(&data, &created, &updated); err != nil {
 			return nil, wrap("trusts", err)
 		}
-		var r trustRecord
-		if err := json.Unmarshal([]byte(data), &r); err != nil {
-			return nil, wrap("decode trust", err)
+		t, err := decodeTrust(data, fromNanos(created), fromNanos(updated))
+		if err != nil {
+			return nil, err
 		}
-		if r.Issuer != issuer {
+		if t.Issuer != issuer {
 			continue // a hash collision would be needed; be exact anyway
 		}
-		var exp time.Time
-		if !r.ExpiresAt.IsZero() {
-			exp = r.ExpiresAt.UTC()
-		}
-		out = append(out, storage.Trust{
-			ID: r.ID, Issuer: r.Issuer, Subject: r.Subject, AllowAnySubject: r.AllowAnySubject,
-			JWKS: r.JWKS, JWKSURI: r.JWKSURI, MetadataKeys: r.MetadataKeys, Transcribe: r.Transcribe,
-			Scopes: r.Scopes, Resources: r.Resources, ExpiresAt: exp, MaxAssertionLifetime: r.MaxAssertionLifetime, JTIOptional: r.JTIOptional,
-			CreatedAt: fromNanos(created), UpdatedAt: fromNanos(updated),
-		})
+		out = append(out, *t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap("trusts", err)
@@ -429,11 +462,7 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 		}
 		id = hex.EncodeToString(b[:])
 	}
-	data, err := encode("trust", trustRecord{
-		ID: id, Issuer: t.Issuer, Subject: t.Subject, AllowAnySubject: t.AllowAnySubject,
-		JWKS: t.JWKS, JWKSURI: t.JWKSURI, MetadataKeys: t.MetadataKeys, Transcribe: t.Transcribe,
-		Scopes: t.Scopes, Resources: t.Resources, ExpiresAt: t.ExpiresAt, MaxAssertionLifetime: t.MaxAssertionLifetime, JTIOptional: t.JTIOptional,
-	})
+	data, err := encodeTrust(t, id)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,8 @@ type Store struct {
 	cacheTTL   time.Duration
 	writer     *groupWriter // nil: every write goes to the database directly
 	cache      *readCache   // nil: no read cache
+	// batchObserver is told each group commit's size (WithBatchObserver); nil: nobody.
+	batchObserver BatchObserver
 
 	// seq numbers SQLite token rows within their expiry second (see expiryRowID); it starts
 	// at random so that two processes sharing a file seldom pick the same id.
@@ -128,6 +130,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 			ckpt = newCheckpointer(s.db, checkpointRows)
 		}
 		s.writer = newGroupWriter(s.db, s.writeBatch, ckpt)
+		s.writer.observe = s.batchObserver
 	}
 	if s.cacheTTL > 0 {
 		s.cache = newReadCache(s.cacheTTL)

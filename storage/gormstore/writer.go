@@ -54,6 +54,8 @@ type groupWriter struct {
 
 	// ckpt, when set, is told about every committed row.
 	ckpt *checkpointer
+	// observe, when set, is told the size of every write (WithBatchObserver).
+	observe BatchObserver
 }
 
 func newGroupWriter(db *gorm.DB, max int, ckpt *checkpointer) *groupWriter {
@@ -66,6 +68,9 @@ func newGroupWriter(db *gorm.DB, max int, ckpt *checkpointer) *groupWriter {
 func (w *groupWriter) committed(n int) {
 	if w.ckpt != nil {
 		w.ckpt.wrote(n)
+	}
+	if w.observe != nil && n > 0 {
+		w.observe(n)
 	}
 }
 

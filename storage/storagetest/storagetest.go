@@ -55,6 +55,12 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Race/UseJTI", testRaceJTI},
 		{"Race/UseJTIExpiredTakeover", testRaceJTIExpired},
 		{"Race/UpdateKeys", testRaceKeys},
+		// The management roles (storage.Manager, optional: skipped for a store without them).
+		{"Manage/Clients", testManageClients},
+		{"Manage/RevokeClientGrants", testRevokeClientGrants},
+		{"Manage/ResourceServers", testManageResourceServers},
+		{"Manage/Trusts", testManageTrusts},
+		{"Manage/RaceCreateClient", testRaceCreateClient},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
