@@ -491,3 +491,18 @@ func TestTokenExchangeStoreDown(t *testing.T) {
 		})
 	}
 }
+
+// A deleted client's tokens are dead for exchange too, stored or stateless (the same liveness
+// rule as introspection's).
+func TestTokenExchangeOfADeletedClientsToken(t *testing.T) {
+	for _, stateless := range []bool{false, true} {
+		as := exchangeAS(t, nil, func(c *provider.Config) { c.StatelessAccessTokens = stateless })
+		tokA := as.clientCredentials("orders:read", orders)
+		if err := as.store.DeleteClient(context.Background(), "svc"); err != nil {
+			t.Fatal(err)
+		}
+		if resp, m := as.exchange("orders-api", tokA, inventory); resp.StatusCode != 400 || m["access_token"] != nil {
+			t.Fatalf("stateless %v: exchanged a deleted client's token: %d %v", stateless, resp.StatusCode, m)
+		}
+	}
+}
