@@ -41,6 +41,7 @@ type Store struct {
 
 	writeBatch int
 	cacheTTL   time.Duration
+	pool       *Pool        // WithPool's, if given
 	writer     *groupWriter // nil: every write goes to the database directly
 	cache      *readCache   // nil: no read cache
 
@@ -72,13 +73,14 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithWriteBatch sets the largest number of rows one SQLite group commit writes (default
-// [DefaultWriteBatch]). On SQLite, token sessions created outside a caller's transaction
-// (CreateAccessTokenSession and the other Create*Session methods) and JWT IDs recorded outside
-// one (UseJTI) are written by one writer at a time: rows that concurrent callers queue while a
-// write is under way go together in a single transaction, and every caller still returns only
-// after its own row is committed. n <= 1 turns this off: every call writes its row itself.
-// PostgreSQL and MySQL always write directly.
+// WithWriteBatch sets the largest number of rows one group commit writes (default
+// [DefaultWriteBatch]), on every database. Token sessions created outside a caller's
+// transaction (CreateAccessTokenSession and the other Create*Session methods) and JWT IDs
+// recorded outside one (UseJTI) are written by one writer at a time: rows that concurrent
+// callers queue while a write is under way go together in a single transaction — on PostgreSQL
+// and MySQL the token rows in one multi-row INSERT — and every caller still returns only after
+// its own row is committed, with its own result. n <= 1 turns this off: every call writes its
+// row itself.
 func WithWriteBatch(n int) Option {
 	return func(s *Store) { s.writeBatch = n }
 }
@@ -99,6 +101,12 @@ func WithCache(ttl time.Duration) Option {
 // A SQLite handle must be opened the way [Open] does it (WAL, busy_timeout, immediate write
 // transactions) or concurrent writers may see SQLITE_BUSY; prefer [Open] for SQLite.
 func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
+	return newStore(ctx, db, false, opts)
+}
+
+// newStore is New; owned reports a handle that Open made (and Close closes), whose pool gets
+// the database's defaults.
+func newStore(ctx context.Context, db *gorm.DB, owned bool, opts []Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("gormstore: nil *gorm.DB")
 	}
@@ -117,17 +125,32 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.owned = owned
+	if owned || s.pool != nil {
+		if err := s.applyPool(db); err != nil {
+			return nil, err
+		}
+	}
 	s.db = db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true})
+	if ps, ok := s.db.Statement.ConnPool.(*gorm.PreparedStmtDB); ok && s.dialect != dialectSQLite {
+		// A caller's handle with PrepareStmt: the store's own statements bypass gorm's cache,
+		// which can deadlock a bounded pool (see Open).
+		s.db.Statement.ConnPool = ps.ConnPool
+	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.dialect == dialectSQLite && s.writeBatch > 1 {
+	switch {
+	case s.writeBatch <= 1:
+	case s.dialect == dialectSQLite:
 		var ckpt *checkpointer
 		var mode string
 		if err := queryRow(s.db.WithContext(ctx), "PRAGMA journal_mode", nil, &mode); err == nil && strings.EqualFold(mode, "wal") {
 			ckpt = newCheckpointer(s.db, checkpointRows)
 		}
-		s.writer = newGroupWriter(s.db, s.writeBatch, ckpt)
+		s.writer = newGroupWriter(s.db, s.writeBatch, ckpt, nil, nil)
+	default:
+		s.writer = newGroupWriter(s.db, s.writeBatch, nil, s.insertTokens, s.txOptions())
 	}
 	if s.cacheTTL > 0 {
 		s.cache = newReadCache(s.cacheTTL)
@@ -144,14 +167,19 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 //
 // [Store.Close] closes the connection pool.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	cfg := &gorm.Config{
-		SkipDefaultTransaction: true,
-		PrepareStmt:            true,
-		Logger:                 logger.Discard,
-	}
 	d, target, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	// gorm's prepared-statement cache holds its lock while it waits for a statement another
+	// caller is preparing, and that caller may wait for a connection which a transaction holds
+	// while it waits for the lock: with a bounded pool the three deadlock (gorm v1.31). SQLite
+	// keeps it (its pool is unbounded by default); pgx caches prepared statements per
+	// connection by itself, and MySQL interpolates arguments (see parseDSN).
+	cfg := &gorm.Config{
+		SkipDefaultTransaction: true,
+		PrepareStmt:            d == dialectSQLite,
+		Logger:                 logger.Discard,
 	}
 	var db *gorm.DB
 	switch d {
@@ -165,15 +193,40 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, wrap("open", err)
 	}
-	s, err := New(ctx, db, opts...)
+	s, err := newStore(ctx, db, true, opts)
 	if err != nil {
 		if sqlDB, derr := db.DB(); derr == nil {
 			_ = sqlDB.Close()
 		}
 		return nil, err
 	}
-	s.owned = true
 	return s, nil
+}
+
+// applyPool sizes db's pool: the database's defaults with WithPool's fields over them. A
+// private in-memory SQLite database keeps its one connection.
+func (s *Store) applyPool(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return wrap("pool", err)
+	}
+	if s.dialect == dialectSQLite {
+		// An in-memory database (an empty file name) lives in its one connection.
+		var seq int
+		var name, file string
+		if err := sqlDB.QueryRow("PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
+			return wrap("pool", err)
+		}
+		if file == "" {
+			return nil
+		}
+	}
+	var p Pool
+	if s.pool != nil {
+		p = *s.pool
+	}
+	p.resolve(s.dialect).apply(sqlDB)
+	return nil
 }
 
 // parseDSN splits a DSN accepted by [Open] into the database kind and what its driver takes: a
@@ -203,9 +256,28 @@ func parseDSN(dsn string) (dialect, string, error) {
 		if _, ok := my.Params["charset"]; !ok {
 			my.Params["charset"] = "utf8mb4"
 		}
+		// The store does not prepare statements through gorm on MySQL (see Open): arguments are
+		// interpolated by the driver, one round trip per statement instead of prepare, execute
+		// and close. The driver refuses that for a few multibyte character sets, where
+		// interpolation could be unsafe; those keep server-side preparation.
+		if !strings.Contains(dsn, "interpolateParams=") && !unsafeInterpolation(my.Params["charset"]) {
+			my.InterpolateParams = true
+		}
 		return dialectMySQL, my.FormatDSN(), nil
 	}
 	return 0, "", errors.New("gormstore: unsupported DSN: want sqlite:, postgres:// or mysql://")
+}
+
+// unsafeInterpolation reports the character sets with which go-sql-driver refuses to
+// interpolate arguments.
+func unsafeInterpolation(charset string) bool {
+	for _, cs := range strings.Split(strings.ToLower(charset), ",") {
+		switch strings.TrimSpace(cs) {
+		case "big5", "cp932", "gb2312", "gbk", "sjis":
+			return true
+		}
+	}
+	return false
 }
 
 // DB returns the underlying gorm handle (for example for health checks).
@@ -307,9 +379,14 @@ func (s *Store) txOf(ctx context.Context) *txState {
 // write runs a single-row write: through the group-commit writer when there is one and ctx
 // carries no transaction, else on the transaction or the pool.
 func (s *Store) write(ctx context.Context, op writeOp) error {
+	return s.writeRow(ctx, nil, op)
+}
+
+// writeRow is write for op, which inserts row (see writeReq).
+func (s *Store) writeRow(ctx context.Context, row *tokenRow, op writeOp) error {
 	st := s.txOf(ctx)
 	if st == nil && s.writer != nil {
-		if queued, err := s.writer.do(ctx, op); queued {
+		if queued, err := s.writer.do(ctx, op, row); queued {
 			return err
 		}
 	}
