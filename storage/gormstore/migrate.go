@@ -10,7 +10,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package creates and expects.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migration is one schema step. Its statements are written with placeholders for the column
 // types that differ between databases (see [Store.ddl]).
@@ -138,6 +138,17 @@ var migrations = []migration{{
 		`DROP TABLE mandate_tokens`,
 		`ALTER TABLE mandate_tokens_v3 RENAME TO mandate_tokens`,
 		`CREATE INDEX mandate_tokens_request ON mandate_tokens (kind, request_hash) WHERE request_hash <> signature`,
+	},
+}, {
+	// Every database: a counter per kind of record that instances keep in memory (clients,
+	// resource servers, the key set), moved by every write of that kind in the same
+	// transaction and polled by every instance (see WithChangePoll).
+	version: 4,
+	stmts: []string{
+		`CREATE TABLE IF NOT EXISTS mandate_changes (
+			kind SMALLINT NOT NULL PRIMARY KEY,
+			version BIGINT NOT NULL
+		){OPTS}`,
 	},
 }}
 

@@ -41,9 +41,12 @@ type Store struct {
 
 	writeBatch int
 	cacheTTL   time.Duration
-	pool       *Pool        // WithPool's, if given
+	pool       *Pool // WithPool's, if given
+	changePoll time.Duration
+	noListen   bool         // tests: no LISTEN session on PostgreSQL
 	writer     *groupWriter // nil: every write goes to the database directly
 	cache      *readCache   // nil: no read cache
+	changes    *changeFeed  // other instances' changes to what the store keeps in memory
 
 	// seq numbers SQLite token rows within their expiry second (see expiryRowID); it starts
 	// at random so that two processes sharing a file seldom pick the same id.
@@ -110,7 +113,7 @@ func newStore(ctx context.Context, db *gorm.DB, owned bool, opts []Option) (*Sto
 	if db == nil {
 		return nil, errors.New("gormstore: nil *gorm.DB")
 	}
-	s := &Store{now: time.Now, writeBatch: DefaultWriteBatch, cacheTTL: DefaultCacheTTL}
+	s := &Store{now: time.Now, writeBatch: DefaultWriteBatch, cacheTTL: DefaultCacheTTL, changePoll: DefaultChangePoll}
 	s.seq.Store(mathrand.Uint64())
 	switch name := db.Dialector.Name(); name {
 	case "sqlite", "sqlite3":
@@ -126,7 +129,11 @@ func newStore(ctx context.Context, db *gorm.DB, owned bool, opts []Option) (*Sto
 		o(s)
 	}
 	s.owned = owned
-	if owned || s.pool != nil {
+	memory, err := sqliteMemory(db, s.dialect)
+	if err != nil {
+		return nil, err
+	}
+	if (owned || s.pool != nil) && !memory {
 		if err := s.applyPool(db); err != nil {
 			return nil, err
 		}
@@ -155,7 +162,26 @@ func newStore(ctx context.Context, db *gorm.DB, owned bool, opts []Option) (*Sto
 	if s.cacheTTL > 0 {
 		s.cache = newReadCache(s.cacheTTL)
 	}
+	if err := s.startChanges(ctx, memory); err != nil {
+		if s.writer != nil {
+			s.writer.close()
+		}
+		return nil, err
+	}
 	return s, nil
+}
+
+// sqliteMemory reports a private in-memory SQLite database (its main file has no name).
+func sqliteMemory(db *gorm.DB, d dialect) (bool, error) {
+	if d != dialectSQLite {
+		return false, nil
+	}
+	var seq int
+	var name, file string
+	if err := db.Raw("PRAGMA database_list").Row().Scan(&seq, &name, &file); err != nil {
+		return false, wrap("open", err)
+	}
+	return file == "", nil
 }
 
 // Open connects to the database named by dsn, migrates the schema and returns the store:
@@ -203,23 +229,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// applyPool sizes db's pool: the database's defaults with WithPool's fields over them. A
-// private in-memory SQLite database keeps its one connection.
+// applyPool sizes db's pool: the database's defaults with WithPool's fields over them.
 func (s *Store) applyPool(db *gorm.DB) error {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return wrap("pool", err)
-	}
-	if s.dialect == dialectSQLite {
-		// An in-memory database (an empty file name) lives in its one connection.
-		var seq int
-		var name, file string
-		if err := sqlDB.QueryRow("PRAGMA database_list").Scan(&seq, &name, &file); err != nil {
-			return wrap("pool", err)
-		}
-		if file == "" {
-			return nil
-		}
 	}
 	var p Pool
 	if s.pool != nil {
@@ -286,6 +300,9 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // Close waits for the writes queued for a group commit, then closes the connection pool if
 // [Open] created it; a store made by [New] leaves the caller's *gorm.DB open.
 func (s *Store) Close() error {
+	if s.changes != nil {
+		s.changes.close()
+	}
 	if s.writer != nil {
 		s.writer.close()
 	}
