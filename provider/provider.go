@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 			Period:      cfg.Rotation.Period,
 			Propagation: cfg.Rotation.Propagation,
 			Retention:   p.retention,
+			Reload:      cfg.Rotation.Reload,
 			Now:         cfg.Now,
 			OnError: func(err error) {
 				if unavailable(err) {
