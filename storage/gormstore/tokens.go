@@ -454,17 +454,18 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // byRequest runs stmt, an UPDATE or DELETE of mandate_tokens that ends in "WHERE" or "AND", on
 // the rows of kind whose request ID is requestID, and returns how many it changed.
 //
-// On SQLite the request index leaves out the rows whose request ID is their own signature — a
-// grant of one token: the provider gives a client_credentials token's request that ID, so the
-// commonest insert writes one index fewer. Those rows are found by their (kind, signature) key
-// instead, in a second statement; each statement repeats the index's condition so that SQLite
-// uses an index and never scans the table. Elsewhere the index holds every row.
+// On SQLite and PostgreSQL the request index leaves out the rows whose request ID is their own
+// signature — a grant of one token: the provider gives a client_credentials token's request
+// that ID, so the commonest insert writes one index fewer. Those rows are found by their (kind,
+// signature) key instead, in a second statement; each statement repeats the index's condition
+// so that the database uses an index and never scans the table. MySQL has no partial indexes:
+// its index holds every row.
 func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) (int64, error) {
 	h := key(requestID)
-	if s.dialect != dialectSQLite {
+	if s.dialect == dialectMySQL {
 		return exec(db, stmt+` kind = ? AND request_hash = ?`, kind, h)
 	}
-	indexed, keyed := sqliteByRequest(stmt)
+	indexed, keyed := partialByRequest(stmt)
 	n, err := exec(db, indexed, kind, h)
 	if err != nil {
 		return n, err
@@ -473,17 +474,18 @@ func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) 
 	return n + m, err
 }
 
-// sqliteByRequest returns byRequest's two SQLite statements: through the request index, and
-// through the (kind, signature) key.
-func sqliteByRequest(stmt string) (indexed, keyed string) {
+// partialByRequest returns byRequest's two statements (SQLite, PostgreSQL): through the partial
+// request index, and through the (kind, signature) key.
+func partialByRequest(stmt string) (indexed, keyed string) {
 	return stmt + ` kind = ? AND request_hash = ? AND request_hash <> signature`,
 		stmt + ` kind = ? AND signature = ? AND request_hash = signature`
 }
 
 // requestTx runs fn, which calls byRequest, in a transaction when byRequest takes two
-// statements (SQLite), so that a grant's rows change together; else on the connection.
+// statements (SQLite, PostgreSQL), so that a grant's rows change together; else on the
+// connection.
 func (s *Store) requestTx(ctx context.Context, fn func(db *gorm.DB) error) error {
-	if s.dialect == dialectSQLite {
+	if s.dialect != dialectMySQL {
 		return s.inTx(ctx, fn)
 	}
 	return fn(s.conn(ctx))
