@@ -90,9 +90,11 @@ func WithWriteBatch(n int) Option {
 
 // WithCache sets how long a client or resource server read from the database is served from
 // memory (default [DefaultCacheTTL]); ttl <= 0 turns the cache off. This store's own writes
-// invalidate it at once, but a change made by another instance sharing the database (or by SQL
-// behind the store's back) is seen only after up to ttl: a client deleted there keeps
-// authenticating here until then, and a secret rotated there is accepted here only then.
+// invalidate it at once; a change made through another instance sharing the database drops it
+// within the change-poll interval, on PostgreSQL at its notification (see [WithChangePoll]);
+// ttl bounds what nothing announces — SQL behind the store's back, or every change while the
+// polling is off: a client deleted that way keeps authenticating here until then, and a secret
+// rotated that way is accepted here only then.
 func WithCache(ttl time.Duration) Option {
 	return func(s *Store) { s.cacheTTL = ttl }
 }
