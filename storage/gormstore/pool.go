@@ -32,7 +32,9 @@ import (
 //
 // SQLite keeps database/sql's defaults (no limit on open connections, 2 idle, no lifetime):
 // its connections are in-process, every token write goes through one group-commit writer, and
-// a private in-memory database always has exactly one connection.
+// a private in-memory database always has exactly one connection. Leave MaxOpen unlimited on
+// SQLite: the store uses gorm's prepared-statement cache there, which can deadlock a bounded
+// pool under concurrent transactions (on PostgreSQL and MySQL the store does without it).
 type Pool struct {
 	// MaxOpen bounds the open connections (in use and idle).
 	MaxOpen int
