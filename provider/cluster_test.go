@@ -15,7 +15,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/storage/gormstore"
 )
 
@@ -90,9 +90,9 @@ func mysqlDSN(t *testing.T) string {
 }
 
 // openStore opens dsn with gormstore, closed when the test ends.
-func openStore(t *testing.T, dsn string) storage.Store {
+func openStore(t *testing.T, dsn string, opts ...gormstore.Option) *gormstore.Store {
 	t.Helper()
-	st, err := gormstore.Open(context.Background(), dsn)
+	st, err := gormstore.Open(context.Background(), dsn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,22 +100,35 @@ func openStore(t *testing.T, dsn string) storage.Store {
 	return st
 }
 
+// cluster starts n providers of one issuer on the database of dsn, each with its own store
+// (its own connection pool, read cache and change feed: storeOpts) and its own loopback
+// listener, as n replicas behind a load balancer; config, if set, adjusts instance i's
+// configuration. Every instance applies the test setup at start, as every replica of a
+// deployment would.
+func cluster(t *testing.T, dsn string, n int, storeOpts []gormstore.Option, config func(i int, c *provider.Config)) []*testAS {
+	t.Helper()
+	secret := testSecret(t)
+	out := make([]*testAS, n)
+	for i := range out {
+		var issuer string
+		if i > 0 {
+			issuer = out[0].issuer
+		}
+		var opts []asOption
+		if config != nil {
+			opts = append(opts, func(c *provider.Config) { config(i, c) })
+		}
+		out[i] = newASWith(t, openStore(t, dsn, storeOpts...), secret, issuer, opts...)
+	}
+	return out
+}
+
 // replicas starts two providers of one issuer on one fresh PostgreSQL database, each with its
 // own connection pool and listener, as two replicas behind a load balancer.
 func replicas(t *testing.T) (a, b *testAS) {
 	t.Helper()
-	dsn := postgresDSN(t)
-	secret := testSecret(t)
-	open := func(issuer string) *testAS {
-		st, err := gormstore.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return newASWith(t, st, secret, issuer)
-	}
-	a = open("")
-	return a, open(a.issuer)
+	cl := cluster(t, postgresDSN(t), 2, nil, nil)
+	return cl[0], cl[1]
 }
 
 // TestTwoInstancesShareOnePostgres runs two providers on one PostgreSQL database, as two

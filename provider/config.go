@@ -161,6 +161,12 @@ type Rotation struct {
 	// Retention is how long a retired key stays published (default 24h). Every access-token
 	// lifetime must fit in it: New and Apply refuse longer ones.
 	Retention time.Duration
+	// Reload is how often this instance re-reads the key set from Storage and rotates it when a
+	// transition is due (default strategy.DefaultReload, 1 minute). With several instances the
+	// first to find a transition due commits it; a store that reports changes
+	// (storage.KeyWatcher: gormstore within its change-poll interval, on PostgreSQL at once)
+	// makes the others publish the new set without waiting for their own reload.
+	Reload time.Duration
 }
 
 // Authentication is what an Authenticator knows about the logged-in user.

@@ -16,12 +16,18 @@ import (
 // OpenTelemetry meter provider, health probes beside the endpoints.
 func ExampleConfig_operations() {
 	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "mandate-example-ops") // your data directory
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
 	meters := sdkmetric.NewMeterProvider() // add the exporter of your choice (Prometheus, OTLP)
 	defer meters.Shutdown(ctx)
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:  "https://auth.example.com",
 		Secret:  []byte("an example secret of 32 bytes!!!"),
-		DataDir: os.TempDir() + "/mandate-example-ops",
+		DataDir: dir,
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Events: provider.EventsFunc(func(ctx context.Context, e provider.Event) {
 			if f, ok := e.(*provider.ClientAuthFailed); ok {

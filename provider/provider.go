@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 			Period:      cfg.Rotation.Period,
 			Propagation: cfg.Rotation.Propagation,
 			Retention:   p.retention,
+			Reload:      cfg.Rotation.Reload,
 			Now:         cfg.Now,
 			OnRotate:    p.keysRotated, // log line, metric, audit event (manage.go)
 			OnError: func(err error) {

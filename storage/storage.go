@@ -105,6 +105,17 @@ type KeyStore interface {
 	UpdateKeys(ctx context.Context, update func(current []Key) ([]Key, error)) error
 }
 
+// KeyWatcher is an optional upgrade of a [KeyStore] that several instances share: it tells this
+// instance when the key set changes, so that a rotation one instance commits reaches the others'
+// published key sets (JWKS) within the store's notice delay rather than at their next periodic
+// reload. [github.com/mandate-dev/mandate/strategy.RotatingKeys] reloads on each call.
+type KeyWatcher interface {
+	// WatchKeys calls changed, on a goroutine of the store's, each time the store learns that
+	// the key set has changed, until stop is called; changed is not called after stop returns.
+	// changed must not block.
+	WatchKeys(changed func()) (stop func())
+}
+
 // TrustStore keeps the RFC 7523 §2.1 trust relationships: which issuers' assertions are
 // accepted as authorization grants, for which subjects, scopes and resources.
 type TrustStore interface {

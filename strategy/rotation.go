@@ -84,7 +84,8 @@ type RotationConfig struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Reload is how often [RotatingKeys.Run] re-reads the store, so that an instance picks up
-	// another instance's rotation. Default [DefaultReload].
+	// another instance's rotation; with a store that is a [storage.KeyWatcher] it also
+	// re-reads as soon as the store reports a change. Default [DefaultReload].
 	Reload time.Duration
 	// OnError, if set, receives the errors of [RotatingKeys.Run]'s background work (which
 	// keeps the keys it has and retries on the next tick). Optional.
@@ -309,16 +310,30 @@ func (r *RotatingKeys) Rotate(ctx context.Context) error {
 }
 
 // Run re-reads the store every Reload and rotates when a transition is due, until ctx is done.
-// Errors go to RotationConfig.OnError; the keys in memory stay usable. The provider runs it in
-// a goroutine.
+// A store that implements [storage.KeyWatcher] (gormstore does) also makes it re-read at once
+// when the key set changed — typically another instance's rotation — so that every instance
+// publishes the same keys within the store's notice delay rather than within Reload. Errors go
+// to RotationConfig.OnError; the keys in memory stay usable. The provider runs it in a goroutine.
 func (r *RotatingKeys) Run(ctx context.Context) {
 	t := time.NewTicker(r.reload)
 	defer t.Stop()
+	var changed chan struct{}
+	if w, ok := r.store.(storage.KeyWatcher); ok {
+		changed = make(chan struct{}, 1)
+		stop := w.WatchKeys(func() {
+			select {
+			case changed <- struct{}{}:
+			default: // a reload is pending already
+			}
+		})
+		defer stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
 		}
 		err := r.Refresh(ctx)
 		if err == nil && r.due(r.active.Load().keys, r.now()) {

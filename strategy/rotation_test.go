@@ -575,3 +575,79 @@ func TestRotationRun(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// watchedKeyStore is a memKeyStore that tells its watchers about every write, as a store shared
+// by several instances does (storage.KeyWatcher).
+type watchedKeyStore struct {
+	memKeyStore
+	wmu      sync.Mutex
+	watchers map[int]func()
+	next     int
+}
+
+func (s *watchedKeyStore) UpdateKeys(ctx context.Context, update func([]storage.Key) ([]storage.Key, error)) error {
+	err := s.memKeyStore.UpdateKeys(ctx, update)
+	if err == nil {
+		s.wmu.Lock()
+		for _, fn := range s.watchers {
+			fn()
+		}
+		s.wmu.Unlock()
+	}
+	return err
+}
+
+func (s *watchedKeyStore) WatchKeys(changed func()) func() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.watchers == nil {
+		s.watchers = map[int]func(){}
+	}
+	id := s.next
+	s.next++
+	s.watchers[id] = changed
+	return func() {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		delete(s.watchers, id)
+	}
+}
+
+// TestRotationRunWatches: Run re-reads at once when a KeyWatcher store reports a change, long
+// before its Reload: another instance's rotation is published here without waiting; Run
+// unsubscribes when it ends.
+func TestRotationRunWatches(t *testing.T) {
+	clock := newClock()
+	store := &watchedKeyStore{}
+	r := newRotating(t, store, clock, func(c *RotationConfig) { c.Reload = time.Hour })
+	other := newRotating(t, store, clock)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for !cond() {
+			select {
+			case <-deadline:
+				t.Fatalf("gave up waiting for %s", what)
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	waitFor("Run to watch the store", func() bool { store.wmu.Lock(); defer store.wmu.Unlock(); return len(store.watchers) == 1 })
+	clock.Advance(10 * 24 * time.Hour)
+	if err := other.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := other.PublicKeys(context.Background())
+	waitFor("the other instance's rotation to be published here", func() bool {
+		got, _ := r.PublicKeys(context.Background())
+		return slices.Equal(kids(got), kids(want))
+	})
+	cancel()
+	<-done
+	if len(store.watchers) != 0 {
+		t.Error("Run still watches the store after it ended")
+	}
+}

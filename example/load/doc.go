@@ -33,6 +33,14 @@
 //	go run ./example/load -url http://127.0.0.1:9400/token … -d 30s \
 //	    -vs-url http://127.0.0.1:9500/oauth2/token -vs-secret S
 //
+// -url (and -vs-url) may list several instances' token endpoints, separated by commas: client i
+// keeps its connection to endpoint i mod n for the run, as a round-robin load balancer spreads
+// connections, and the report counts each endpoint's tokens. Two instances against one, on one
+// database, turn by turn:
+//
+//	go run ./example/load -url http://127.0.0.1:9620/token,http://127.0.0.1:9621/token … \
+//	    -vs-url http://127.0.0.1:9620/token -d 40s
+//
 // The subcommand sign-rate is that signing rate alone:
 //
 //	go run ./example/load sign-rate -alg RS256 -d 10s

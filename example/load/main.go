@@ -56,6 +56,7 @@ func main() {
 // options are the load generator's flags.
 type options struct {
 	url, client, secret, resource, scope, jwks string
+	urls, vsURLs                               []string // -url and -vs-url, split at commas
 	concurrency, requests, verify, pid         int
 	duration                                   time.Duration
 	json, netHTTP                              bool
@@ -67,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.url, "url", "http://127.0.0.1:9400/token", "token endpoint (loopback only)")
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:9400/token", "token endpoint (loopback only), or a comma-separated list of several instances' token endpoints: the clients are spread over them round-robin")
 	fs.StringVar(&o.client, "client", "demo-client", "client_id (HTTP Basic)")
 	fs.StringVar(&o.secret, "secret", "", "client secret (default: $LOAD_CLIENT_SECRET)")
 	fs.StringVar(&o.resource, "resource", "", "RFC 8707 resource parameter (optional)")
@@ -81,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.netHTTP, "nethttp", false, "send the token requests through net/http's client instead of the load generator's own HTTP/1.1 connections")
 	fs.StringVar(&o.vsSign, "vs-sign", "", "alternate the load with bare signing on every core with this algorithm (ES256, EdDSA, RS256) and report tokens/s against the signing rate, turn by turn")
-	fs.StringVar(&o.vsURL, "vs-url", "", "alternate turns of load on -url with turns on this token endpoint (loopback only; a baseline), and report the tokens/s of the two, turn by turn")
+	fs.StringVar(&o.vsURL, "vs-url", "", "alternate turns of load on -url with turns on this token endpoint (loopback only; a baseline; a comma-separated list as for -url), and report the tokens/s of the two, turn by turn")
 	fs.StringVar(&o.vsClient, "vs-client", "", "client_id at -vs-url (default: -client)")
 	fs.StringVar(&o.vsSecret, "vs-secret", "", "client secret at -vs-url (default: -secret)")
 	fs.IntVar(&o.slices, "slices", 10, "with -vs-sign or -vs-url: turns of load on -url, each -d/slices long (each with a turn of signing or on -vs-url)")
@@ -97,8 +98,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.secret = os.Getenv("LOAD_CLIENT_SECRET")
 	}
 	var errs []error
-	if err := checkLoopbackURL(o.url); err != nil {
-		errs = append(errs, fmt.Errorf("-url: %w", err))
+	o.urls = strings.Split(o.url, ",")
+	for _, u := range o.urls {
+		if err := checkLoopbackURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("-url: %w", err))
+		}
 	}
 	if o.jwks != "" {
 		if err := checkLoopbackURL(o.jwks); err != nil {
@@ -124,8 +128,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, fmt.Errorf("-vs-sign %q is not one of ES256, EdDSA, RS256", o.vsSign))
 	}
 	if o.vsURL != "" {
-		if err := checkLoopbackURL(o.vsURL); err != nil {
-			errs = append(errs, fmt.Errorf("-vs-url: %w", err))
+		o.vsURLs = strings.Split(o.vsURL, ",")
+		for _, u := range o.vsURLs {
+			if err := checkLoopbackURL(u); err != nil {
+				errs = append(errs, fmt.Errorf("-vs-url: %w", err))
+			}
 		}
 		if o.vsSign != "" {
 			errs = append(errs, errors.New("-vs-url and -vs-sign exclude each other"))
@@ -198,10 +205,11 @@ func loopbackDialer() *net.Dialer {
 
 // worker is one client's share of the results.
 type worker struct {
-	send  func(ctx context.Context, buf *bytes.Buffer) (int, error)
-	close func() // of its connection, if it has one of its own
-	rng   *rand.Rand
-	buf   bytes.Buffer
+	target string // its token endpoint
+	send   func(ctx context.Context, buf *bytes.Buffer) (int, error)
+	close  func() // of its connection, if it has one of its own
+	rng    *rand.Rand
+	buf    bytes.Buffer
 
 	latencies []time.Duration // of successful requests
 	statuses  map[string]int  // failures by status ("401", "transport", "200 without token")
@@ -225,6 +233,7 @@ type Report struct {
 	Max         float64        `json:"max_ms"`
 	Errors      map[string]int `json:"errors,omitempty"`
 	FirstError  string         `json:"first_error,omitempty"`
+	PerURL      []URLCount     `json:"per_url,omitempty"` // with several -url endpoints: each one's tokens
 	Verify      *VerifyReport  `json:"verify,omitempty"`
 	RSS         *RSSReport     `json:"rss,omitempty"`
 	VsSign      *VsSignReport  `json:"vs_sign,omitempty"`
@@ -233,13 +242,37 @@ type Report struct {
 
 // VsURLReport sets the run beside another token endpoint's, turn by turn (-vs-url).
 type VsURLReport struct {
-	URL        string    `json:"url"`
-	Elapsed    float64   `json:"elapsed_seconds"`
-	OK         int       `json:"ok"`
-	Failed     int       `json:"failed"`
-	TokensPerS float64   `json:"tokens_per_second"`
-	Ratios     []float64 `json:"ratios"` // each turn's tokens/s on -url ÷ that of the turn next to it on -vs-url
-	Median     float64   `json:"median_ratio"`
+	URL        string     `json:"url"`
+	Elapsed    float64    `json:"elapsed_seconds"`
+	OK         int        `json:"ok"`
+	Failed     int        `json:"failed"`
+	TokensPerS float64    `json:"tokens_per_second"`
+	Ratios     []float64  `json:"ratios"` // each turn's tokens/s on -url ÷ that of the turn next to it on -vs-url
+	Median     float64    `json:"median_ratio"`
+	PerURL     []URLCount `json:"per_url,omitempty"` // with several -vs-url endpoints: each one's tokens
+}
+
+// URLCount is how many tokens one of several endpoints issued in a run.
+type URLCount struct {
+	URL string `json:"url"`
+	OK  int    `json:"ok"`
+}
+
+// perURL counts the tokens of workers by endpoint, in the order of urls; nil for one endpoint.
+func perURL(urls []string, ws []*worker) []URLCount {
+	if len(urls) < 2 {
+		return nil
+	}
+	out := make([]URLCount, len(urls))
+	for i, u := range urls {
+		out[i].URL = u
+		for _, w := range ws {
+			if w.target == u {
+				out[i].OK += len(w.latencies)
+			}
+		}
+	}
+	return out
 }
 
 // median of xs (0 for none).
@@ -322,12 +355,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	perWorker := (o.verify + o.concurrency - 1) / o.concurrency
 	start := time.Now()
-	newWorkers := func(target, client, secret string) ([]*worker, error) {
+	// Each client keeps one endpoint for the run: with several, client i talks to endpoint
+	// i mod n, as a round-robin load balancer spreads connections.
+	newWorkers := func(targets []string, client, secret string) ([]*worker, error) {
 		// RFC 6749 §2.3.1: client_id and secret are form-encoded before Basic encoding.
 		user, pass := url.QueryEscape(client), url.QueryEscape(secret)
 		ws := make([]*worker, o.concurrency)
 		for i := range ws {
-			w := &worker{statuses: map[string]int{}, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
+			target := targets[i%len(targets)]
+			w := &worker{target: target, statuses: map[string]int{}, rng: rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))}
 			ws[i] = w
 			w.send = func(ctx context.Context, buf *bytes.Buffer) (int, error) {
 				return w.request(ctx, httpClient, target, body, user, pass, buf)
@@ -342,7 +378,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return ws, nil
 	}
-	workers, err := newWorkers(o.url, o.client, o.secret)
+	workers, err := newWorkers(o.urls, o.client, o.secret)
 	if err != nil {
 		return err
 	}
@@ -382,7 +418,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var vsURL *VsURLReport
 	var otherStarted atomic.Int64
 	if o.vsURL != "" {
-		if other, err = newWorkers(o.vsURL, o.vsClient, o.vsSecret); err != nil {
+		if other, err = newWorkers(o.vsURLs, o.vsClient, o.vsSecret); err != nil {
 			return err
 		}
 		defer closeAll(other)
@@ -442,6 +478,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			vsURL.TokensPerS = float64(vsURL.OK) / vsURL.Elapsed
 		}
 		vsURL.Median = median(vsURL.Ratios)
+		vsURL.PerURL = perURL(o.vsURLs, other)
 	}
 	elapsed := loadTime
 	if vs != nil {
@@ -464,6 +501,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.OK = len(lats)
 	rep.Requests += rep.OK
+	rep.PerURL = perURL(o.urls, workers)
 	rep.TokensPerS = float64(rep.OK) / elapsed.Seconds()
 	slices.Sort(lats)
 	rep.P50, rep.P90, rep.P99 = ms(percentile(lats, 50)), ms(percentile(lats, 90)), ms(percentile(lats, 99))
@@ -596,6 +634,9 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "target    %s  (%d concurrent clients, %.1fs, load generator %s)\n", r.URL, r.Concurrency, r.Elapsed, r.Sched)
 	fmt.Fprintf(w, "tokens    %d of %d requests  %.0f tokens/s\n", r.OK, r.Requests, r.TokensPerS)
 	fmt.Fprintf(w, "latency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", r.P50, r.P90, r.P99, r.Max)
+	if len(r.PerURL) > 0 {
+		fmt.Fprintf(w, "per url   %s\n", formatPerURL(r.PerURL))
+	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {
@@ -628,10 +669,21 @@ func (r *Report) print(w io.Writer) {
 	if v := r.VsURL; v != nil && len(v.Ratios) > 0 {
 		fmt.Fprintf(w, "vs url    %s: %d tokens (%d failed), %.0f tokens/s; this ÷ that, per turn: median %.3f (%.3f–%.3f over %d turns)\n",
 			v.URL, v.OK, v.Failed, v.TokensPerS, v.Median, slices.Min(v.Ratios), slices.Max(v.Ratios), len(v.Ratios))
+		if len(v.PerURL) > 0 {
+			fmt.Fprintf(w, "          per url %s\n", formatPerURL(v.PerURL))
+		}
 	}
 	if v := r.VsSign; v != nil && len(v.Ratios) > 0 {
 		lo, hi := slices.Min(v.Ratios), slices.Max(v.Ratios)
 		fmt.Fprintf(w, "vs sign   bare %s on %d goroutines: %.0f signatures/s; tokens/s ÷ that, per turn: median %.3f (%.3f–%.3f over %d turns)\n",
 			v.Alg, v.Procs, v.SignaturesPerS, v.Median, lo, hi, len(v.Ratios))
 	}
+}
+
+func formatPerURL(counts []URLCount) string {
+	parts := make([]string, len(counts))
+	for i, c := range counts {
+		parts[i] = fmt.Sprintf("%s: %d", c.URL, c.OK)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -45,6 +45,11 @@ func TestParseFlags(t *testing.T) {
 		{"no slices", []string{"-slices", "0"}, "-slices"},
 		{"vs url", []string{"-vs-url", "http://127.0.0.1:9500/oauth2/token", "-vs-client", "b", "-vs-secret", "s"}, ""},
 		{"remote vs url", []string{"-vs-url", "https://auth.example.com/token"}, "-vs-url"},
+		{"several urls", []string{"-url", "http://127.0.0.1:9400/token,http://127.0.0.1:9401/token"}, ""},
+		{"a remote url in the list", []string{"-url", "http://127.0.0.1:9400/token,https://auth.example.com/token"}, "not a loopback"},
+		{"an empty url in the list", []string{"-url", "http://127.0.0.1:9400/token,"}, "-url"},
+		{"several vs urls", []string{"-vs-url", "http://127.0.0.1:9500/token,http://[::1]:9501/token"}, ""},
+		{"a remote vs url in the list", []string{"-vs-url", "http://127.0.0.1:9500/token,http://10.0.0.1/token"}, "-vs-url"},
 		{"vs url and vs sign", []string{"-vs-url", "http://127.0.0.1:9500/token", "-vs-sign", "ES256"}, "exclude"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,6 +161,27 @@ func TestRunAgainstBaseline(t *testing.T) {
 		// The sample verified is the main target's: EdDSA tokens from a's keys.
 		if r.Verify == nil || r.Verify.Valid != 3 || !strings.HasPrefix(r.Verify.KeysFrom, a) {
 			t.Fatalf("verify %+v", r.Verify)
+		}
+	})
+	t.Run("several urls", func(t *testing.T) {
+		// Two instances on one side, one on the other: the clients are spread round-robin and
+		// each endpoint's tokens are reported.
+		a := startBaseline(t, "EdDSA", "same-secret-0123456789")
+		b := startBaseline(t, "EdDSA", "same-secret-0123456789")
+		r := runJSON(t, "-url", a+"/token,"+b+"/token", "-client", "c1", "-secret", "same-secret-0123456789",
+			"-vs-url", a+"/token", "-resource", "https://rs.example/", "-c", "4", "-d", "800ms", "-slices", "2")
+		if r.URL != a+"/token,"+b+"/token" || len(r.Errors) != 0 || len(r.PerURL) != 2 || r.VsURL == nil || r.VsURL.PerURL != nil {
+			t.Fatalf("report %+v", r)
+		}
+		sum := 0
+		for i, c := range r.PerURL {
+			if c.URL != []string{a + "/token", b + "/token"}[i] || c.OK == 0 {
+				t.Fatalf("per url %+v: every endpoint must get its share", r.PerURL)
+			}
+			sum += c.OK
+		}
+		if sum != r.OK {
+			t.Fatalf("per url %+v sums to %d, ok %d", r.PerURL, sum, r.OK)
 		}
 	})
 	t.Run("vs url refused", func(t *testing.T) {

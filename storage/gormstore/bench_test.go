@@ -14,20 +14,23 @@ import (
 	"github.com/mandate-dev/mandate/storage"
 )
 
-// benchBackends are the databases the hot paths are measured on. SQLiteDirect is SQLite with
-// group commit off (every call writes its own row), for comparison.
+// benchBackends are the databases the hot paths are measured on. The ...Direct ones have group
+// commit off (every call writes its own row), for comparison.
 func benchBackends() []backend {
 	return []backend{
 		{"SQLite", func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "bench.db") }},
 		{"SQLiteDirect", func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "bench.db") }},
 		{"SQLiteMemory", func(testing.TB) string { return "sqlite::memory:" }}, // the CPU without the file
 		{"Postgres", freshPostgres},
+		{"PostgresDirect", freshPostgres},
+		{"MySQL", freshMySQL},
+		{"MySQLDirect", freshMySQL},
 	}
 }
 
 func benchStore(b *testing.B, be backend, opts ...Option) *Store {
 	b.Helper()
-	if be.name == "SQLiteDirect" {
+	if strings.HasSuffix(be.name, "Direct") {
 		opts = append(opts, WithWriteBatch(1))
 	}
 	return openT(b, be.fresh(b), opts...)

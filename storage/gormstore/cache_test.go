@@ -32,11 +32,13 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // cachedPair opens two stores on one SQLite file, as two instances sharing a database, with
-// the read cache on a fake clock.
+// the read cache on a fake clock and no change polling.
 func cachedPair(t *testing.T, ttl time.Duration) (a, b *Store, clock *fakeClock) {
 	t.Helper()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "cache.db")
-	a, b = openT(t, dsn, WithCache(ttl)), openT(t, dsn, WithCache(ttl))
+	// No change polling: the TTL alone bounds what another instance's write leaves stale here
+	// (changes_test.go tests the polling and notifications).
+	a, b = openT(t, dsn, WithCache(ttl), WithChangePoll(0)), openT(t, dsn, WithCache(ttl), WithChangePoll(0))
 	clock = &fakeClock{t: time.Now()}
 	a.cache.now, b.cache.now = clock.now, clock.now
 	return a, b, clock

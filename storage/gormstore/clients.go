@@ -86,14 +86,34 @@ func readDoc(db *gorm.DB, query string, args ...any) (string, time.Time, time.Ti
 }
 
 func (s *Store) deleteByID(ctx context.Context, table, id string) error {
-	n, err := exec(s.conn(ctx), "DELETE FROM "+table+" WHERE id_hash = ?", key(id))
-	if err != nil {
-		return wrap("delete", err)
+	return s.deleteAnnounced(ctx, table, id, 0)
+}
+
+// deleteAnnounced deletes a row and, when there was one and change is not 0, records the change
+// in the same transaction (see announce).
+func (s *Store) deleteAnnounced(ctx context.Context, table, id string, change int) error {
+	del := func(db *gorm.DB) error {
+		n, err := exec(db, "DELETE FROM "+table+" WHERE id_hash = ?", key(id))
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return storage.ErrNotFound
+		case change != 0:
+			return s.announce(db, change)
+		}
+		return nil
 	}
-	if n == 0 {
+	var err error
+	if change == 0 {
+		err = del(s.conn(ctx))
+	} else {
+		err = s.inTx(ctx, del)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
 		return storage.ErrNotFound
 	}
-	return nil
+	return wrap("delete", err)
 }
 
 // cacheFor returns the read cache for a read with ctx: nil when there is none or ctx carries a
@@ -193,16 +213,21 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 	}
 	now := s.now().UnixNano()
 	defer s.written(ctx, dirtyClients, c.ID)
-	_, err = s.upsert(s.conn(ctx), "mandate_clients",
-		[]string{"id_hash", "data", "created_at", "updated_at"},
-		[]any{key(c.ID), string(data), now, now})
+	err = s.inTx(ctx, func(db *gorm.DB) error {
+		if _, err := s.upsert(db, "mandate_clients",
+			[]string{"id_hash", "data", "created_at", "updated_at"},
+			[]any{key(c.ID), string(data), now, now}); err != nil {
+			return err
+		}
+		return s.announce(db, changeClients)
+	})
 	return wrap("save client", err)
 }
 
 // DeleteClient implements storage.ClientStore.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	defer s.written(ctx, dirtyClients, id)
-	return s.deleteByID(ctx, "mandate_clients", id)
+	return s.deleteAnnounced(ctx, "mandate_clients", id, changeClients)
 }
 
 type resourceRecord struct {
@@ -346,10 +371,12 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 				return err
 			}
 		}
-		_, err := s.upsert(db, "mandate_resource_servers",
+		if _, err := s.upsert(db, "mandate_resource_servers",
 			[]string{"id_hash", "is_default", "data", "created_at", "updated_at"},
-			[]any{id, isDefault, string(data), now, now})
-		return err
+			[]any{id, isDefault, string(data), now, now}); err != nil {
+			return err
+		}
+		return s.announce(db, changeResources)
 	}
 	defer s.written(ctx, dirtyResources, "")
 	// Concurrent default saves collide on the unique index (or deadlock on it): retry a few
@@ -370,7 +397,7 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 // DeleteResourceServer implements storage.ResourceStore.
 func (s *Store) DeleteResourceServer(ctx context.Context, identifier string) error {
 	defer s.written(ctx, dirtyResources, "")
-	return s.deleteByID(ctx, "mandate_resource_servers", identifier)
+	return s.deleteAnnounced(ctx, "mandate_resource_servers", identifier, changeResources)
 }
 
 type trustRecord struct {

@@ -31,33 +31,44 @@
 //     busy errors) — is marked with [storage.ErrUnavailable], the driver's error kept in the
 //     chain. The pool reconnects by itself once the server is back.
 //
-// Two things keep the token endpoint's storage cost low:
+// Three things keep the token endpoint's storage cost low, on every database:
 //
-//   - Group commit on SQLite. SQLite has one writer at a time, so concurrent token inserts
-//     through separate connections queue on its write lock, each paying a transaction and the
-//     busy handler's sleeps. Instead, a token session created (or a JWT ID used) outside a
-//     caller's transaction joins a queue: a caller that finds nothing being written writes its
-//     row at once; rows queued meanwhile are written by one goroutine, up to [DefaultWriteBatch]
-//     at a time and without waiting for more, in one BEGIN IMMEDIATE ... COMMIT. Every caller
-//     returns only when its own row is committed, with its own result: a duplicate fails that
-//     caller alone (SQLite aborts only the failing statement); any other error of one row rolls
-//     the batch back and its rows are written again one by one; a failed BEGIN or COMMIT fails
-//     the batch's callers, none of whose rows was written. No token is answered before it is
-//     as durable as a single write at the configured synchronous level. Writes inside a caller's transaction go
-//     to that transaction, as always; PostgreSQL and MySQL, whose connections write in parallel,
-//     always write directly. [WithWriteBatch] tunes or disables it; [Store.Close] waits for
+//   - A connection pool sized for the database ([WithPool]): on PostgreSQL and MySQL 10
+//     connections, all kept idle, so that a burst of requests reuses them instead of opening a
+//     server session per commit.
+//   - Group commit. A token session created (or a JWT ID used) outside a caller's transaction
+//     joins a queue: a caller that finds nothing being written writes its row at once; rows
+//     queued meanwhile are written by one goroutine, up to [DefaultWriteBatch] at a time and
+//     without waiting for more, in one transaction — on SQLite BEGIN IMMEDIATE ... COMMIT (SQLite
+//     has one writer at a time), on PostgreSQL and MySQL with the batch's token rows in one
+//     multi-row INSERT, which on its own (a batch without JWT IDs) is one autocommit statement:
+//     one round trip and one log flush for the batch. Every caller returns only when its own row
+//     is committed, with its own result: a duplicate fails that caller alone (SQLite aborts only
+//     the failing statement, PostgreSQL's ON CONFLICT DO NOTHING RETURNING tells which rows went
+//     in, and on MySQL, which fails the whole multi-row INSERT, the rows are written again one
+//     by one); any other error of one row rolls the batch back and its rows are written again
+//     one by one; a failed BEGIN or COMMIT fails the batch's callers, none of whose rows was
+//     written. No token is answered before it is as durable as a single write at the
+//     database's configured level. Writes inside a caller's transaction go to that
+//     transaction, as always. [WithWriteBatch] tunes or disables it; [Store.Close] waits for
 //     queued rows.
 //   - A read cache of clients and resource servers ([WithCache], on by default for
 //     [DefaultCacheTTL]). This store's own writes invalidate it at once (and again when the
 //     transaction they ran in commits); reads inside a transaction bypass it; it returns
 //     copies; it holds at most 10,000 clients and 10,000 resource servers (random eviction);
 //     and it caches only records that exist, so lookups of unknown client IDs always reach the
-//     database and cannot fill memory. The trade-off: with several instances on one database,
-//     a change made through another instance — a client deleted, a secret rotated, a resource
-//     server's policy changed — takes effect here only once the cached copy expires, after at
-//     most the TTL. A single instance never sees stale data. Use WithCache(0) where every
-//     change must take effect everywhere at once, or a short TTL. Writes made with SQL behind the
-//     store's back (through [Store.DB]) are likewise seen only after the TTL.
+//     database and cannot fill memory.
+//
+// Several instances on one database: every write of a client, a resource server or the key set
+// moves a change counter in its own transaction, and every store polls the counters
+// ([WithChangePoll], every [DefaultChangePoll]); on PostgreSQL the write also NOTIFYs, and every
+// store LISTENs on a session of its own. A change made through one instance — a client deleted,
+// a secret rotated, a resource server's policy changed, a key rotated — drops the other
+// instances' cached copies (and makes their key sets reload, see [Store.WatchKeys]) on
+// PostgreSQL within milliseconds of its commit, and on every database within the poll interval
+// plus one query. Writes made with SQL behind the store's back (through [Store.DB]) move no
+// counter and are seen after the cache TTL. deploy.md in this directory is the deployment
+// recipe.
 //
 // Known limit: [Store.UpdateKeys] retries its compare-and-swap by reading the key set again.
 // Inside a transaction that sees another writer's set only at READ COMMITTED, which

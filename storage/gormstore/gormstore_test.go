@@ -15,6 +15,10 @@ import (
 
 	mysqldrv "github.com/go-sql-driver/mysql"
 	"github.com/ory/fosite"
+	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/storage/storagetest"
@@ -68,31 +72,49 @@ func uniqueName() string {
 	return "mandate_t_" + hex.EncodeToString(b[:])
 }
 
+// adminDB connects to the database named by the environment variable env, without migrating
+// it (the shared test database is no store's: only schemas and databases are created in it),
+// closed when the test ends; it skips (fails in CI) when the variable is unset or the server
+// unreachable.
+func adminDB(t testing.TB, env string) *gorm.DB {
+	t.Helper()
+	dsn := envDSN(t, env)
+	d, target, err := parseDSN(dsn)
+	if err != nil {
+		t.Fatalf("%s: %v", env, err)
+	}
+	dial := postgres.Open(target)
+	if d == dialectMySQL {
+		dial = mysql.Open(target)
+	}
+	db, err := gorm.Open(dial, &gorm.Config{Logger: logger.Discard})
+	if err == nil {
+		if sqlDB, derr := db.DB(); derr == nil {
+			sqlDB.SetMaxOpenConns(2)
+			err = sqlDB.Ping()
+			t.Cleanup(func() { sqlDB.Close() })
+		}
+	}
+	if err != nil {
+		unavailable(t, "%s: server unreachable: %v", env, err)
+	}
+	return db
+}
+
 // freshPostgres creates a schema of its own and returns a DSN whose search_path selects it.
 func freshPostgres(t testing.TB) string {
 	t.Helper()
-	admin := envDSN(t, envPostgres)
-	u, err := url.Parse(admin)
+	u, err := url.Parse(envDSN(t, envPostgres))
 	if err != nil {
 		t.Fatalf("%s: malformed URL", envPostgres)
 	}
-	adm, err := Open(context.Background(), admin)
-	if err != nil {
-		unavailable(t, "PostgreSQL at %s unreachable: %v", u.Host, err)
-	}
-	defer adm.Close()
+	adm := adminDB(t, envPostgres)
 	name := uniqueName()
-	if err := adm.DB().Exec("CREATE SCHEMA " + name).Error; err != nil {
+	if err := adm.Exec("CREATE SCHEMA " + name).Error; err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() {
-		adm, err := Open(context.Background(), admin)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer adm.Close()
-		if err := adm.DB().Exec("DROP SCHEMA " + name + " CASCADE").Error; err != nil {
+		if err := adm.Exec("DROP SCHEMA " + name + " CASCADE").Error; err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
@@ -105,28 +127,17 @@ func freshPostgres(t testing.TB) string {
 // freshMySQL creates a database of its own and returns a DSN for it.
 func freshMySQL(t testing.TB) string {
 	t.Helper()
-	admin := envDSN(t, envMySQL)
-	cfg, err := mysqldrv.ParseDSN(strings.TrimPrefix(admin, "mysql://"))
+	cfg, err := mysqldrv.ParseDSN(strings.TrimPrefix(envDSN(t, envMySQL), "mysql://"))
 	if err != nil {
 		t.Fatalf("%s: malformed DSN", envMySQL)
 	}
-	adm, err := Open(context.Background(), admin)
-	if err != nil {
-		unavailable(t, "MySQL at %s unreachable: %v", cfg.Addr, err)
-	}
-	defer adm.Close()
+	adm := adminDB(t, envMySQL)
 	name := uniqueName()
-	if err := adm.DB().Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error; err != nil {
+	if err := adm.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error; err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
-		adm, err := Open(context.Background(), admin)
-		if err != nil {
-			t.Errorf("drop database: %v", err)
-			return
-		}
-		defer adm.Close()
-		if err := adm.DB().Exec("DROP DATABASE " + name).Error; err != nil {
+		if err := adm.Exec("DROP DATABASE " + name).Error; err != nil {
 			t.Errorf("drop database: %v", err)
 		}
 	})

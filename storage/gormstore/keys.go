@@ -95,16 +95,26 @@ func (s *Store) UpdateKeys(ctx context.Context, update func(current []storage.Ke
 		if err != nil {
 			return err
 		}
-		var n int64
-		if version == 0 {
-			n, err = exec(db, s.insertIgnore("mandate_keys", "id, version, data", "?, ?, ?", "id"), 1, 1, string(data))
-		} else {
-			n, err = exec(db, "UPDATE mandate_keys SET version = ?, data = ? WHERE id = 1 AND version = ?", version+1, string(data), version)
-		}
+		// The swap and the change it announces to other instances commit together.
+		swapped := false
+		err = s.inTx(ctx, func(db *gorm.DB) error {
+			var n int64
+			var err error
+			if version == 0 {
+				n, err = exec(db, s.insertIgnore("mandate_keys", "id, version, data", "?, ?, ?", "id"), 1, 1, string(data))
+			} else {
+				n, err = exec(db, "UPDATE mandate_keys SET version = ?, data = ? WHERE id = 1 AND version = ?", version+1, string(data), version)
+			}
+			if err != nil || n != 1 {
+				return err
+			}
+			swapped = true
+			return s.announce(db, changeKeys)
+		})
 		if err != nil {
 			return wrap("update keys", err)
 		}
-		if n == 1 {
+		if swapped {
 			return nil
 		}
 		// Lost the race: wait a little, then try again on the new set.

@@ -20,9 +20,9 @@ import (
 // SHA-256 of the record's key) from the hash of the cursor: an index range per page, stable,
 // and valid even after the cursor's record is deleted.
 //
-// Every write here invalidates the read cache (see cache.go) like the store's other writes; the
-// lines marked "change feed:" are where a write of a client, resource server or trust must also
-// tell other instances.
+// Every write here invalidates the read cache (see cache.go) like the store's other writes, and
+// a write of a client or resource server moves its change counter in the same transaction, so
+// that other instances drop theirs too (see changes.go; trusts are not cached).
 
 var _ storage.Manager = (*Store)(nil)
 
@@ -100,9 +100,13 @@ func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
 	}
 	now := s.now().UnixNano()
 	defer s.written(ctx, dirtyClients, c.ID)
-	// change feed: a client was created.
-	_, err = exec(s.conn(ctx), "INSERT INTO mandate_clients (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
-		key(c.ID), string(data), now, now)
+	err = s.inTx(ctx, func(db *gorm.DB) error {
+		if _, err := exec(db, "INSERT INTO mandate_clients (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
+			key(c.ID), string(data), now, now); err != nil {
+			return err
+		}
+		return s.announce(db, changeClients)
+	})
 	return insertError("create client", err)
 }
 
@@ -116,16 +120,21 @@ func (s *Store) UpdateClient(ctx context.Context, c *storage.Client) error {
 		return err
 	}
 	defer s.written(ctx, dirtyClients, c.ID)
-	// change feed: a client was updated.
-	n, err := exec(s.conn(ctx), "UPDATE mandate_clients SET data = ?, updated_at = ? WHERE id_hash = ?",
-		string(data), s.now().UnixNano(), key(c.ID))
-	if err != nil {
-		return wrap("update client", err)
-	}
-	if n == 0 {
+	err = s.inTx(ctx, func(db *gorm.DB) error {
+		n, err := exec(db, "UPDATE mandate_clients SET data = ?, updated_at = ? WHERE id_hash = ?",
+			string(data), s.now().UnixNano(), key(c.ID))
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return storage.ErrNotFound
+		}
+		return s.announce(db, changeClients)
+	})
+	if errors.Is(err, storage.ErrNotFound) {
 		return storage.ErrNotFound
 	}
-	return nil
+	return wrap("update client", err)
 }
 
 // insertError maps a failed create: a taken key is storage.ErrConflict.
@@ -268,7 +277,6 @@ func (s *Store) writeResource(ctx context.Context, rs *storage.ResourceServer, c
 		isDefault = 1
 	}
 	defer s.written(ctx, dirtyResources, "")
-	// change feed: a resource server was created or updated (and maybe another's default cleared).
 	err = s.inTx(ctx, func(db *gorm.DB) error {
 		now := s.now().UnixNano()
 		if rs.Default {
@@ -277,16 +285,21 @@ func (s *Store) writeResource(ctx context.Context, rs *storage.ResourceServer, c
 			}
 		}
 		if create {
-			_, err := exec(db, "INSERT INTO mandate_resource_servers (id_hash, is_default, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-				id, isDefault, string(data), now, now)
-			return err
+			if _, err := exec(db, "INSERT INTO mandate_resource_servers (id_hash, is_default, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+				id, isDefault, string(data), now, now); err != nil {
+				return err
+			}
+			return s.announce(db, changeResources)
 		}
 		n, err := exec(db, "UPDATE mandate_resource_servers SET is_default = ?, data = ?, updated_at = ? WHERE id_hash = ?",
 			isDefault, string(data), now, id)
-		if err == nil && n == 0 {
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
 			return storage.ErrNotFound
 		}
-		return err
+		return s.announce(db, changeResources)
 	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -358,7 +371,6 @@ func (s *Store) CreateTrust(ctx context.Context, t *storage.Trust) error {
 		return err
 	}
 	now := s.now().UnixNano()
-	// change feed: a trust was created.
 	_, err = exec(s.conn(ctx), "INSERT INTO mandate_trusts (id_hash, issuer_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
 		key(id), key(t.Issuer), string(data), now, now)
 	if err != nil {
@@ -377,7 +389,6 @@ func (s *Store) UpdateTrust(ctx context.Context, t *storage.Trust) error {
 	if err != nil {
 		return err
 	}
-	// change feed: a trust was updated.
 	n, err := exec(s.conn(ctx), "UPDATE mandate_trusts SET issuer_hash = ?, data = ?, updated_at = ? WHERE id_hash = ?",
 		key(t.Issuer), string(data), s.now().UnixNano(), key(t.ID))
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package creates and expects.
-const SchemaVersion = 4
+const SchemaVersion = 6
 
 // migration is one schema step. Its statements are written with placeholders for the column
 // types that differ between databases (see [Store.ddl]).
@@ -150,6 +150,28 @@ var migrations = []migration{{
 			created_at BIGINT NOT NULL,
 			updated_at BIGINT NOT NULL
 		){OPTS}`,
+	},
+}, {
+	// Every database: a counter per kind of record that instances keep in memory (clients,
+	// resource servers, the key set), moved by every write of that kind in the same
+	// transaction and polled by every instance (see WithChangePoll).
+	version: 5,
+	stmts: []string{
+		`CREATE TABLE IF NOT EXISTS mandate_changes (
+			kind SMALLINT NOT NULL PRIMARY KEY,
+			version BIGINT NOT NULL
+		){OPTS}`,
+	},
+}, {
+	// PostgreSQL: the request index leaves out the rows whose request ID is their own signature,
+	// as on SQLite since version 3 (see byRequest): a client_credentials token is one random
+	// b-tree insert (its key) instead of two. The index is rebuilt, which holds off writes to
+	// mandate_tokens while it runs (seconds for millions of live tokens).
+	version: 6,
+	only:    dialectPostgres,
+	stmts: []string{
+		`DROP INDEX IF EXISTS mandate_tokens_request`,
+		`CREATE INDEX mandate_tokens_request ON mandate_tokens (kind, request_hash) WHERE request_hash <> signature`,
 	},
 }}
 

@@ -15,6 +15,7 @@ func TestMigratePeers(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v3.db")
 	old := legacyStore(t, path, 3)
+	changesTable(t, old)
 	must(t, old.SaveClient(ctx, &storage.Client{ID: "survivor", Scopes: []string{"orders:read"}}))
 	must(t, old.SaveTrust(ctx, &storage.Trust{ID: "t", Issuer: "https://as.x.example", AllowAnySubject: true, JWKSURI: "https://as.x.example/jwks"}))
 	if _, err := old.Peer(ctx, "https://as.y.example"); err == nil {

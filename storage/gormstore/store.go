@@ -41,8 +41,12 @@ type Store struct {
 
 	writeBatch int
 	cacheTTL   time.Duration
+	pool       *Pool // WithPool's, if given
+	changePoll time.Duration
+	noListen   bool         // tests: no LISTEN session on PostgreSQL
 	writer     *groupWriter // nil: every write goes to the database directly
 	cache      *readCache   // nil: no read cache
+	changes    *changeFeed  // other instances' changes to what the store keeps in memory
 	// batchObserver is told each group commit's size (WithBatchObserver); nil: nobody.
 	batchObserver BatchObserver
 
@@ -74,22 +78,25 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithWriteBatch sets the largest number of rows one SQLite group commit writes (default
-// [DefaultWriteBatch]). On SQLite, token sessions created outside a caller's transaction
-// (CreateAccessTokenSession and the other Create*Session methods) and JWT IDs recorded outside
-// one (UseJTI) are written by one writer at a time: rows that concurrent callers queue while a
-// write is under way go together in a single transaction, and every caller still returns only
-// after its own row is committed. n <= 1 turns this off: every call writes its row itself.
-// PostgreSQL and MySQL always write directly.
+// WithWriteBatch sets the largest number of rows one group commit writes (default
+// [DefaultWriteBatch]), on every database. Token sessions created outside a caller's
+// transaction (CreateAccessTokenSession and the other Create*Session methods) and JWT IDs
+// recorded outside one (UseJTI) are written by one writer at a time: rows that concurrent
+// callers queue while a write is under way go together in a single transaction — on PostgreSQL
+// and MySQL the token rows in one multi-row INSERT — and every caller still returns only after
+// its own row is committed, with its own result. n <= 1 turns this off: every call writes its
+// row itself.
 func WithWriteBatch(n int) Option {
 	return func(s *Store) { s.writeBatch = n }
 }
 
 // WithCache sets how long a client or resource server read from the database is served from
 // memory (default [DefaultCacheTTL]); ttl <= 0 turns the cache off. This store's own writes
-// invalidate it at once, but a change made by another instance sharing the database (or by SQL
-// behind the store's back) is seen only after up to ttl: a client deleted there keeps
-// authenticating here until then, and a secret rotated there is accepted here only then.
+// invalidate it at once; a change made through another instance sharing the database drops it
+// within the change-poll interval, on PostgreSQL at its notification (see [WithChangePoll]);
+// ttl bounds what nothing announces — SQL behind the store's back, or every change while the
+// polling is off: a client deleted that way keeps authenticating here until then, and a secret
+// rotated that way is accepted here only then.
 func WithCache(ttl time.Duration) Option {
 	return func(s *Store) { s.cacheTTL = ttl }
 }
@@ -101,10 +108,16 @@ func WithCache(ttl time.Duration) Option {
 // A SQLite handle must be opened the way [Open] does it (WAL, busy_timeout, immediate write
 // transactions) or concurrent writers may see SQLITE_BUSY; prefer [Open] for SQLite.
 func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
+	return newStore(ctx, db, false, opts)
+}
+
+// newStore is New; owned reports a handle that Open made (and Close closes), whose pool gets
+// the database's defaults.
+func newStore(ctx context.Context, db *gorm.DB, owned bool, opts []Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("gormstore: nil *gorm.DB")
 	}
-	s := &Store{now: time.Now, writeBatch: DefaultWriteBatch, cacheTTL: DefaultCacheTTL}
+	s := &Store{now: time.Now, writeBatch: DefaultWriteBatch, cacheTTL: DefaultCacheTTL, changePoll: DefaultChangePoll}
 	s.seq.Store(mathrand.Uint64())
 	switch name := db.Dialector.Name(); name {
 	case "sqlite", "sqlite3":
@@ -119,23 +132,63 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.owned = owned
+	memory, err := sqliteMemory(db, s.dialect)
+	if err != nil {
+		return nil, err
+	}
+	if (owned || s.pool != nil) && !memory {
+		if err := s.applyPool(db); err != nil {
+			return nil, err
+		}
+	}
 	s.db = db.Session(&gorm.Session{SkipDefaultTransaction: true, NewDB: true})
+	if ps, ok := s.db.Statement.ConnPool.(*gorm.PreparedStmtDB); ok && s.dialect != dialectSQLite {
+		// A caller's handle with PrepareStmt: the store's own statements bypass gorm's cache,
+		// which can deadlock a bounded pool (see Open).
+		s.db.Statement.ConnPool = ps.ConnPool
+	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.dialect == dialectSQLite && s.writeBatch > 1 {
+	switch {
+	case s.writeBatch <= 1:
+	case s.dialect == dialectSQLite:
 		var ckpt *checkpointer
 		var mode string
 		if err := queryRow(s.db.WithContext(ctx), "PRAGMA journal_mode", nil, &mode); err == nil && strings.EqualFold(mode, "wal") {
 			ckpt = newCheckpointer(s.db, checkpointRows)
 		}
-		s.writer = newGroupWriter(s.db, s.writeBatch, ckpt)
+		s.writer = newGroupWriter(s.db, s.writeBatch, ckpt, nil, nil)
+	default:
+		s.writer = newGroupWriter(s.db, s.writeBatch, nil, s.insertTokens, s.txOptions())
+	}
+	if s.writer != nil {
 		s.writer.observe = s.batchObserver
 	}
 	if s.cacheTTL > 0 {
 		s.cache = newReadCache(s.cacheTTL)
 	}
+	if err := s.startChanges(ctx, memory); err != nil {
+		if s.writer != nil {
+			s.writer.close()
+		}
+		return nil, err
+	}
 	return s, nil
+}
+
+// sqliteMemory reports a private in-memory SQLite database (its main file has no name).
+func sqliteMemory(db *gorm.DB, d dialect) (bool, error) {
+	if d != dialectSQLite {
+		return false, nil
+	}
+	var seq int
+	var name, file string
+	if err := db.Raw("PRAGMA database_list").Row().Scan(&seq, &name, &file); err != nil {
+		return false, wrap("open", err)
+	}
+	return file == "", nil
 }
 
 // Open connects to the database named by dsn, migrates the schema and returns the store:
@@ -147,14 +200,19 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 //
 // [Store.Close] closes the connection pool.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	cfg := &gorm.Config{
-		SkipDefaultTransaction: true,
-		PrepareStmt:            true,
-		Logger:                 logger.Discard,
-	}
 	d, target, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	// gorm's prepared-statement cache holds its lock while it waits for a statement another
+	// caller is preparing, and that caller may wait for a connection which a transaction holds
+	// while it waits for the lock: with a bounded pool the three deadlock (gorm v1.31). SQLite
+	// keeps it (its pool is unbounded by default); pgx caches prepared statements per
+	// connection by itself, and MySQL interpolates arguments (see parseDSN).
+	cfg := &gorm.Config{
+		SkipDefaultTransaction: true,
+		PrepareStmt:            d == dialectSQLite,
+		Logger:                 logger.Discard,
 	}
 	var db *gorm.DB
 	switch d {
@@ -168,15 +226,28 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, wrap("open", err)
 	}
-	s, err := New(ctx, db, opts...)
+	s, err := newStore(ctx, db, true, opts)
 	if err != nil {
 		if sqlDB, derr := db.DB(); derr == nil {
 			_ = sqlDB.Close()
 		}
 		return nil, err
 	}
-	s.owned = true
 	return s, nil
+}
+
+// applyPool sizes db's pool: the database's defaults with WithPool's fields over them.
+func (s *Store) applyPool(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return wrap("pool", err)
+	}
+	var p Pool
+	if s.pool != nil {
+		p = *s.pool
+	}
+	p.resolve(s.dialect).apply(sqlDB)
+	return nil
 }
 
 // parseDSN splits a DSN accepted by [Open] into the database kind and what its driver takes: a
@@ -206,9 +277,28 @@ func parseDSN(dsn string) (dialect, string, error) {
 		if _, ok := my.Params["charset"]; !ok {
 			my.Params["charset"] = "utf8mb4"
 		}
+		// The store does not prepare statements through gorm on MySQL (see Open): arguments are
+		// interpolated by the driver, one round trip per statement instead of prepare, execute
+		// and close. The driver refuses that for a few multibyte character sets, where
+		// interpolation could be unsafe; those keep server-side preparation.
+		if !strings.Contains(dsn, "interpolateParams=") && !unsafeInterpolation(my.Params["charset"]) {
+			my.InterpolateParams = true
+		}
 		return dialectMySQL, my.FormatDSN(), nil
 	}
 	return 0, "", errors.New("gormstore: unsupported DSN: want sqlite:, postgres:// or mysql://")
+}
+
+// unsafeInterpolation reports the character sets with which go-sql-driver refuses to
+// interpolate arguments.
+func unsafeInterpolation(charset string) bool {
+	for _, cs := range strings.Split(strings.ToLower(charset), ",") {
+		switch strings.TrimSpace(cs) {
+		case "big5", "cp932", "gb2312", "gbk", "sjis":
+			return true
+		}
+	}
+	return false
 }
 
 // DB returns the underlying gorm handle (for example for health checks).
@@ -217,6 +307,9 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // Close waits for the writes queued for a group commit, then closes the connection pool if
 // [Open] created it; a store made by [New] leaves the caller's *gorm.DB open.
 func (s *Store) Close() error {
+	if s.changes != nil {
+		s.changes.close()
+	}
 	if s.writer != nil {
 		s.writer.close()
 	}
@@ -310,9 +403,14 @@ func (s *Store) txOf(ctx context.Context) *txState {
 // write runs a single-row write: through the group-commit writer when there is one and ctx
 // carries no transaction, else on the transaction or the pool.
 func (s *Store) write(ctx context.Context, op writeOp) error {
+	return s.writeRow(ctx, nil, op)
+}
+
+// writeRow is write for op, which inserts row (see writeReq).
+func (s *Store) writeRow(ctx context.Context, row *tokenRow, op writeOp) error {
 	st := s.txOf(ctx)
 	if st == nil && s.writer != nil {
-		if queued, err := s.writer.do(ctx, op); queued {
+		if queued, err := s.writer.do(ctx, op, row); queued {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -107,12 +108,8 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	}
 	args := []any{kind, sigHash, requestHash, 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
 	if s.dialect != dialectSQLite {
-		return s.write(ctx, func(db *gorm.DB) error {
-			_, err := exec(db,
-				`INSERT INTO mandate_tokens (kind, signature, request_hash, active, expires_at, access_signature, request, session)
-				 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-			return tokenInsertError(err)
-		})
+		row := &tokenRow{kind: kind, signature: sigHash, args: args}
+		return s.writeRow(ctx, row, func(db *gorm.DB) error { return s.insertTokens(db, []*tokenRow{row}, nil) })
 	}
 	args = append([]any{nil}, args...)
 	return s.write(ctx, func(db *gorm.DB) error {
@@ -128,6 +125,86 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 		}
 		return wrap("create token session", errors.New("no free row id"))
 	})
+}
+
+// tokenRow is a token row to insert on PostgreSQL or MySQL: its key and the values of
+// tokenColumns, in order.
+type tokenRow struct {
+	kind      int
+	signature hashKey
+	args      []any
+}
+
+// tokenColumns are the columns a tokenRow fills.
+const tokenColumns = `kind, signature, request_hash, active, expires_at, access_signature, request, session`
+
+// insertTokens inserts rows (PostgreSQL, MySQL) in one statement. With errs nil (one row), a
+// duplicate is returned as the error (storage.ErrConflict, wrapped). Otherwise errs[i] gets the
+// outcome of rows[i]: on PostgreSQL, ON CONFLICT DO NOTHING skips a row whose key exists (or
+// that an earlier row of the statement took) without aborting the transaction, and RETURNING
+// tells which rows went in; MySQL fails the whole statement on a duplicate (and rolls back only
+// the statement), which insertTokens returns for the caller to write the rows one by one. An
+// error returned means that no row was written.
+func (s *Store) insertTokens(db *gorm.DB, rows []*tokenRow, errs []error) error {
+	var b strings.Builder
+	b.Grow(128 + 32*len(rows))
+	b.WriteString("INSERT INTO mandate_tokens (" + tokenColumns + ") VALUES ")
+	args := make([]any, 0, len(rows)*8)
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, r.args...)
+	}
+	if s.dialect != dialectPostgres {
+		_, err := exec(db, b.String(), args...)
+		if err != nil {
+			return tokenInsertError(err)
+		}
+		clear(errs)
+		return nil
+	}
+	b.WriteString(" ON CONFLICT (kind, signature) DO NOTHING RETURNING kind, signature")
+	res, err := queryRows(db, b.String(), args...)
+	if err != nil {
+		return wrap("create token session", err)
+	}
+	defer res.Close()
+	type rowKey struct {
+		kind int
+		sig  string
+	}
+	inserted := make(map[rowKey]int, len(rows)) // rows inserted with this key
+	for res.Next() {
+		var kind int
+		var sig []byte
+		if err := res.Scan(&kind, &sig); err != nil {
+			return wrap("create token session", err)
+		}
+		inserted[rowKey{kind, string(sig)}]++
+	}
+	if err := res.Err(); err != nil {
+		return wrap("create token session", err)
+	}
+	conflict := fmt.Errorf("gormstore: token session already exists: %w", storage.ErrConflict)
+	for i, r := range rows {
+		k := rowKey{r.kind, string(r.signature)}
+		var e error
+		if inserted[k] > 0 {
+			inserted[k]-- // the first row with this key went in; a later one did not
+		} else {
+			e = conflict
+		}
+		if errs == nil {
+			if e != nil {
+				return e
+			}
+			continue
+		}
+		errs[i] = e
+	}
+	return nil
 }
 
 func tokenInsertError(err error) error {
@@ -377,17 +454,18 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // byRequest runs stmt, an UPDATE or DELETE of mandate_tokens that ends in "WHERE" or "AND", on
 // the rows of kind whose request ID is requestID, and returns how many it changed.
 //
-// On SQLite the request index leaves out the rows whose request ID is their own signature — a
-// grant of one token: the provider gives a client_credentials token's request that ID, so the
-// commonest insert writes one index fewer. Those rows are found by their (kind, signature) key
-// instead, in a second statement; each statement repeats the index's condition so that SQLite
-// uses an index and never scans the table. Elsewhere the index holds every row.
+// On SQLite and PostgreSQL the request index leaves out the rows whose request ID is their own
+// signature — a grant of one token: the provider gives a client_credentials token's request
+// that ID, so the commonest insert writes one index fewer. Those rows are found by their (kind,
+// signature) key instead, in a second statement; each statement repeats the index's condition
+// so that the database uses an index and never scans the table. MySQL has no partial indexes:
+// its index holds every row.
 func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) (int64, error) {
 	h := key(requestID)
-	if s.dialect != dialectSQLite {
+	if s.dialect == dialectMySQL {
 		return exec(db, stmt+` kind = ? AND request_hash = ?`, kind, h)
 	}
-	indexed, keyed := sqliteByRequest(stmt)
+	indexed, keyed := partialByRequest(stmt)
 	n, err := exec(db, indexed, kind, h)
 	if err != nil {
 		return n, err
@@ -396,17 +474,18 @@ func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) 
 	return n + m, err
 }
 
-// sqliteByRequest returns byRequest's two SQLite statements: through the request index, and
-// through the (kind, signature) key.
-func sqliteByRequest(stmt string) (indexed, keyed string) {
+// partialByRequest returns byRequest's two statements (SQLite, PostgreSQL): through the partial
+// request index, and through the (kind, signature) key.
+func partialByRequest(stmt string) (indexed, keyed string) {
 	return stmt + ` kind = ? AND request_hash = ? AND request_hash <> signature`,
 		stmt + ` kind = ? AND signature = ? AND request_hash = signature`
 }
 
 // requestTx runs fn, which calls byRequest, in a transaction when byRequest takes two
-// statements (SQLite), so that a grant's rows change together; else on the connection.
+// statements (SQLite, PostgreSQL), so that a grant's rows change together; else on the
+// connection.
 func (s *Store) requestTx(ctx context.Context, fn func(db *gorm.DB) error) error {
-	if s.dialect == dialectSQLite {
+	if s.dialect != dialectMySQL {
 		return s.inTx(ctx, fn)
 	}
 	return fn(s.conn(ctx))

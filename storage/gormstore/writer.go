@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,7 @@ import (
 	"github.com/mandate-dev/mandate/storage"
 )
 
-// DefaultWriteBatch is the largest number of rows one SQLite group commit writes (see
+// DefaultWriteBatch is the largest number of rows one group commit writes (see
 // [WithWriteBatch]).
 const DefaultWriteBatch = 64
 
@@ -20,28 +21,45 @@ const DefaultWriteBatch = 64
 type writeOp func(db *gorm.DB) error
 
 // writeReq is a queued write and the channel its result is sent on (buffered: the writer never
-// blocks on a caller that stopped waiting).
+// blocks on a caller that stopped waiting). row, when set, is the token row op inserts: a
+// writer with a multi-row insert (PostgreSQL, MySQL) writes the batch's rows in one statement
+// instead of running their ops.
 type writeReq struct {
 	ctx  context.Context
 	op   writeOp
+	row  *tokenRow
 	done chan error
 }
 
-// groupWriter batches the single-row writes of concurrent callers into one SQLite transaction
-// (group commit). SQLite has one writer at a time: N callers writing N rows through N
-// connections queue on the database's write lock, each paying a transaction of its own and the
-// busy handler's sleeps. Here they queue in memory instead, and one goroutine writes whatever
-// has queued up — at most max rows, with no artificial delay — in a single BEGIN IMMEDIATE ...
-// COMMIT, then hands every caller its own row's result. No caller returns before its row is
-// committed, so durability is exactly that of a single write at the configured synchronous level.
+// multiInsert writes rows in one statement on db and sets errs[i] to nil for every row written
+// and to a row-level error (storage.ErrConflict) for every row that collided with an existing
+// one or an earlier row of the same call. An error it returns means that no row was written.
+type multiInsert func(db *gorm.DB, rows []*tokenRow, errs []error) error
+
+// groupWriter batches the single-row writes of concurrent callers into one transaction (group
+// commit). SQLite has one writer at a time: N callers writing N rows through N connections
+// queue on the database's write lock, each paying a transaction of its own and the busy
+// handler's sleeps. PostgreSQL and MySQL write in parallel, but every commit waits for its own
+// log flush (and, through a pool, for a connection). Here callers queue in memory instead, and
+// one goroutine writes whatever has queued up — at most max rows, with no artificial delay — in
+// a single transaction (on SQLite BEGIN IMMEDIATE ... COMMIT), then hands every caller its own
+// row's result. No caller returns before its row is committed, so durability is exactly that of
+// a single write at the database's configured level (synchronous, synchronous_commit,
+// innodb_flush_log_at_trx_commit).
+//
+// On PostgreSQL and MySQL the batch's token rows go into one multi-row INSERT (multi); a batch
+// of token rows only is that one statement in autocommit, which is atomic by itself: one round
+// trip and one log flush for the batch.
 //
 // A caller that finds the writer idle writes its row itself, on its own goroutine, as the
 // writer: a lone caller pays no hand-off. Rows queued meanwhile are written by a goroutine that
 // runs only while there is work and ends when the queue is empty, so a store that is never
 // closed leaks nothing.
 type groupWriter struct {
-	db  *gorm.DB
-	max int
+	db    *gorm.DB
+	max   int
+	multi multiInsert      // nil: every row is written by its op (SQLite)
+	txOpt []*sql.TxOptions // of the batch transaction
 
 	mu      sync.Mutex
 	idle    *sync.Cond // broadcast when the goroutine ends
@@ -58,8 +76,8 @@ type groupWriter struct {
 	observe BatchObserver
 }
 
-func newGroupWriter(db *gorm.DB, max int, ckpt *checkpointer) *groupWriter {
-	w := &groupWriter{db: db, max: max, ckpt: ckpt}
+func newGroupWriter(db *gorm.DB, max int, ckpt *checkpointer, multi multiInsert, txOpt []*sql.TxOptions) *groupWriter {
+	w := &groupWriter{db: db, max: max, ckpt: ckpt, multi: multi, txOpt: txOpt}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -74,10 +92,10 @@ func (w *groupWriter) committed(n int) {
 	}
 }
 
-// do queues op and waits for its result. queued is false when the writer is closed; the caller
-// then writes directly. If ctx ends first, do returns ctx's error; the row may still be
-// written (a row the writer picks up after ctx ended is skipped).
-func (w *groupWriter) do(ctx context.Context, op writeOp) (queued bool, err error) {
+// do queues op (which writes row, if set) and waits for its result. queued is false when the
+// writer is closed; the caller then writes directly. If ctx ends first, do returns ctx's error;
+// the row may still be written (a row the writer picks up after ctx ended is skipped).
+func (w *groupWriter) do(ctx context.Context, op writeOp, row *tokenRow) (queued bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return true, wrap("write", err)
 	}
@@ -99,7 +117,7 @@ func (w *groupWriter) do(ctx context.Context, op writeOp) (queued bool, err erro
 		}()
 		return true, op(w.db.WithContext(ctx))
 	}
-	r := &writeReq{ctx: ctx, op: op, done: make(chan error, 1)}
+	r := &writeReq{ctx: ctx, op: op, row: row, done: make(chan error, 1)}
 	w.pending = append(w.pending, r)
 	w.mu.Unlock()
 	select {
@@ -248,10 +266,35 @@ func (w *groupWriter) write(batch []*writeReq) {
 	}
 	errs := w.errs[:len(live)]
 	defer clear(errs)
-	failed := -1 // the row whose error aborted the batch
-	// The batch is not bound to any caller's context: it serves them all.
-	err := w.db.WithContext(context.Background()).Transaction(func(tx *gorm.DB) error {
+	// With a multi-row insert, the token rows go first, in one statement; the other writes
+	// (JWT IDs) follow one by one.
+	var rows []*tokenRow
+	var rowAt []int // index in live of rows[i]
+	if w.multi != nil {
 		for i, r := range live {
+			if r.row != nil {
+				rows = append(rows, r.row)
+				rowAt = append(rowAt, i)
+			}
+		}
+	}
+	failed := -1 // the row whose error aborted the batch
+	var rowsErr error
+	run := func(tx *gorm.DB) error {
+		if len(rows) > 1 {
+			rowErrs := make([]error, len(rows))
+			if err := w.multi(tx, rows, rowErrs); err != nil {
+				rowsErr = err
+				return err
+			}
+			for i, at := range rowAt {
+				errs[at] = rowErrs[i]
+			}
+		}
+		for i, r := range live {
+			if len(rows) > 1 && r.row != nil {
+				continue
+			}
 			err := r.op(tx)
 			if err != nil && !rowLevel(err) {
 				failed = i
@@ -260,7 +303,15 @@ func (w *groupWriter) write(batch []*writeReq) {
 			errs[i] = err
 		}
 		return nil
-	})
+	}
+	// The batch is not bound to any caller's context: it serves them all.
+	db := w.db.WithContext(context.Background())
+	var err error
+	if len(rows) == len(live) {
+		err = run(db) // one statement: atomic in autocommit
+	} else {
+		err = db.Transaction(run, w.txOpt...)
+	}
 	w.batches.Add(1)
 	w.batchedRows.Add(int64(len(live)))
 	switch {
@@ -268,16 +319,18 @@ func (w *groupWriter) write(batch []*writeReq) {
 		for i, r := range live {
 			r.done <- errs[i]
 		}
-	case failed >= 0:
-		// One row's error rolled back the batch. Write its rows one by one so that every
-		// caller gets the outcome of its own row.
+	case failed >= 0 || errors.Is(rowsErr, storage.ErrConflict):
+		// One row's error rolled back the batch (or, on MySQL, a duplicate failed the
+		// multi-row insert). Write its rows one by one so that every caller gets the outcome
+		// of its own row.
 		for _, r := range live {
 			r.done <- r.op(w.db.WithContext(r.ctx))
 		}
 	default:
 		// BEGIN or COMMIT failed (the write lock was not granted within busy_timeout, the disk
-		// is full, ...): nothing was written, and no row is to blame. Every caller gets that
-		// error; retrying row by row would wait out busy_timeout once per row.
+		// is full, the database is unreachable ...), or the multi-row insert did: nothing was
+		// written, and no row is to blame. Every caller gets that error; retrying row by row
+		// would wait out the failure once per row.
 		err = wrap("group commit", err)
 		for _, r := range live {
 			r.done <- err

@@ -29,22 +29,42 @@ func countTokens(t testing.TB, s *Store) int {
 	return n
 }
 
+// writerBackends runs a group-commit test on every database whose writes a second caller can
+// be made to wait for (not the in-memory SQLite database, which has one connection).
+func writerBackends(t *testing.T, test func(t *testing.T, dsn string)) {
+	for _, b := range persistent() {
+		t.Run(b.name, func(t *testing.T) { test(t, b.fresh(t)) })
+	}
+}
+
 // TestGroupCommitConcurrent: many concurrent creates all succeed, are all readable afterwards,
 // and went through multi-row transactions.
-func TestGroupCommitConcurrent(t *testing.T) {
-	s := openT(t, "sqlite:"+filepath.Join(t.TempDir(), "group.db"))
+func TestGroupCommitConcurrent(t *testing.T) { writerBackends(t, testGroupCommitConcurrent) }
+
+func testGroupCommitConcurrent(t *testing.T, dsn string) {
+	s := openT(t, dsn)
+	other := openT(t, dsn) // another pool: sees only what is committed
 	ctx := context.Background()
 	client := benchClient()
 	must(t, s.SaveClient(ctx, client))
 	const goroutines, each = 64, 50
 	var wg sync.WaitGroup
-	errs := make(chan error, goroutines*each)
+	errs := make(chan error, 2*goroutines*each)
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				errs <- s.CreateAccessTokenSession(ctx, fmt.Sprintf("sig-%d-%d", g, i), tokenReq(client))
+				sig := fmt.Sprintf("sig-%d-%d", g, i)
+				err := s.CreateAccessTokenSession(ctx, sig, tokenReq(client))
+				errs <- err
+				if err != nil {
+					continue
+				}
+				// A caller returns only once its own row is committed.
+				if ok, err := other.AccessTokenExists(ctx, sig); err != nil || !ok {
+					errs <- fmt.Errorf("row %s not visible to another pool when its create returned: %v, %w", sig, ok, err)
+				}
 			}
 		}()
 	}
@@ -65,11 +85,16 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	if n := countTokens(t, s); n != goroutines*each {
 		t.Errorf("%d token rows, want %d", n, goroutines*each)
 	}
+	if s.writer.batches.Load() == 0 {
+		t.Error("no multi-row transaction: the writes were not grouped")
+	}
 	t.Logf("%d rows in %d multi-row transactions", s.writer.batchedRows.Load(), s.writer.batches.Load())
 }
 
-// blockedWriter holds the SQLite write lock in a caller's transaction and makes one caller the
-// writer, stuck behind that lock: every write started afterwards queues. release lets them go.
+// blockedWriter makes one caller the writer and keeps it stuck: a caller's transaction has
+// inserted the token row "leader" and not committed, so the writer's insert of the same key
+// waits for that transaction (on SQLite already for its write lock, which BEGIN IMMEDIATE took).
+// Every write started afterwards queues. release rolls the transaction back and lets them go.
 type blockedWriter struct {
 	s      *Store
 	tx     context.Context
@@ -79,11 +104,12 @@ type blockedWriter struct {
 func blockWriter(t *testing.T, s *Store) *blockedWriter {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := s.BeginTX(ctx) // BEGIN IMMEDIATE: takes the write lock now
-	must(t, err)
-	b := &blockedWriter{s: s, tx: tx, leader: make(chan error, 1)}
 	client, err := s.Client(ctx, "client-1")
 	must(t, err)
+	tx, err := s.BeginTX(ctx)
+	must(t, err)
+	must(t, s.CreateAccessTokenSession(tx, "leader", tokenReq(client)))
+	b := &blockedWriter{s: s, tx: tx, leader: make(chan error, 1)}
 	go func() { b.leader <- s.CreateAccessTokenSession(ctx, "leader", tokenReq(client)) }()
 	waitFor(t, "the leader to become the writer", func() bool {
 		s.writer.mu.Lock()
@@ -125,7 +151,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func newBatchStore(t *testing.T) (*Store, *storage.Client) {
 	t.Helper()
-	s := openT(t, "sqlite:"+filepath.Join(t.TempDir(), "batch.db"))
+	return newBatchStoreAt(t, "sqlite:"+filepath.Join(t.TempDir(), "batch.db"))
+}
+
+func newBatchStoreAt(t *testing.T, dsn string) (*Store, *storage.Client) {
+	t.Helper()
+	s := openT(t, dsn)
 	client := benchClient()
 	must(t, s.SaveClient(context.Background(), client))
 	return s, client
@@ -134,8 +165,10 @@ func newBatchStore(t *testing.T) (*Store, *storage.Client) {
 // TestGroupCommitDuplicates: a batch holding a signature that exists already and two callers
 // with the same new signature commits everything else; the duplicates get ErrConflict, each for
 // itself.
-func TestGroupCommitDuplicates(t *testing.T) {
-	s, client := newBatchStore(t)
+func TestGroupCommitDuplicates(t *testing.T) { writerBackends(t, testGroupCommitDuplicates) }
+
+func testGroupCommitDuplicates(t *testing.T, dsn string) {
+	s, client := newBatchStoreAt(t, dsn)
 	ctx := context.Background()
 	must(t, s.CreateAccessTokenSession(ctx, "existing", tokenReq(client)))
 	b := blockWriter(t, s)
@@ -178,8 +211,10 @@ func TestGroupCommitDuplicates(t *testing.T) {
 // TestGroupCommitFallback: when a row fails the batch transaction, the batch is rolled back and
 // its rows are written one by one: the failing caller gets its error, the others their rows,
 // each exactly once.
-func TestGroupCommitFallback(t *testing.T) {
-	s, client := newBatchStore(t)
+func TestGroupCommitFallback(t *testing.T) { writerBackends(t, testGroupCommitFallback) }
+
+func testGroupCommitFallback(t *testing.T, dsn string) {
+	s, client := newBatchStoreAt(t, dsn)
 	ctx := context.Background()
 	b := blockWriter(t, s)
 	boom := errors.New("boom")
@@ -191,7 +226,7 @@ func TestGroupCommitFallback(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if i == 2 {
-				_, errs[i] = s.writer.do(ctx, func(*gorm.DB) error { return boom })
+				_, errs[i] = s.writer.do(ctx, func(*gorm.DB) error { return boom }, nil)
 				return
 			}
 			errs[i] = s.CreateAccessTokenSession(ctx, fmt.Sprintf("row-%d", i), tokenReq(client))
@@ -221,8 +256,10 @@ func TestGroupCommitFallback(t *testing.T) {
 
 // TestGroupCommitCancel: a caller whose context ends while its row is queued returns at once with
 // the context's error, and the row is skipped.
-func TestGroupCommitCancel(t *testing.T) {
-	s, client := newBatchStore(t)
+func TestGroupCommitCancel(t *testing.T) { writerBackends(t, testGroupCommitCancel) }
+
+func testGroupCommitCancel(t *testing.T, dsn string) {
+	s, client := newBatchStoreAt(t, dsn)
 	b := blockWriter(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -247,9 +284,10 @@ func TestGroupCommitCancel(t *testing.T) {
 }
 
 // TestGroupCommitCloseDrains: Close waits for the queued rows; they are all committed.
-func TestGroupCommitCloseDrains(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "drain.db")
-	s, err := Open(context.Background(), "sqlite:"+path)
+func TestGroupCommitCloseDrains(t *testing.T) { writerBackends(t, testGroupCommitCloseDrains) }
+
+func testGroupCommitCloseDrains(t *testing.T, dsn string) {
+	s, err := Open(context.Background(), dsn)
 	must(t, err)
 	ctx := context.Background()
 	client := benchClient()
@@ -278,7 +316,7 @@ func TestGroupCommitCloseDrains(t *testing.T) {
 	if err := s.CreateAccessTokenSession(ctx, "after", tokenReq(client)); err == nil {
 		t.Error("create on a closed store succeeded")
 	}
-	again := openT(t, "sqlite:"+path)
+	again := openT(t, dsn)
 	if got := countTokens(t, again); got != n+1 {
 		t.Errorf("%d rows after Close, want %d", got, n+1)
 	}
@@ -286,8 +324,10 @@ func TestGroupCommitCloseDrains(t *testing.T) {
 
 // TestGroupCommitUseJTI: concurrent first uses of distinct jtis all win, and the same jti queued
 // twice in one batch wins once.
-func TestGroupCommitUseJTI(t *testing.T) {
-	s, _ := newBatchStore(t)
+func TestGroupCommitUseJTI(t *testing.T) { writerBackends(t, testGroupCommitUseJTI) }
+
+func testGroupCommitUseJTI(t *testing.T, dsn string) {
+	s, _ := newBatchStoreAt(t, dsn)
 	ctx := context.Background()
 	b := blockWriter(t, s)
 	exp := time.Now().Add(time.Hour)
@@ -312,8 +352,67 @@ func TestGroupCommitUseJTI(t *testing.T) {
 	}
 }
 
-// TestWriteBatchOff: WithWriteBatch(1) writes directly (no writer), and PostgreSQL/MySQL never
-// get one.
+// TestGroupCommitMixed: one batch holding token rows and JWT IDs, with a duplicate of each,
+// commits everything else in one transaction; each duplicate fails its own caller only.
+func TestGroupCommitMixed(t *testing.T) { writerBackends(t, testGroupCommitMixed) }
+
+func testGroupCommitMixed(t *testing.T, dsn string) {
+	s, client := newBatchStoreAt(t, dsn)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	must(t, s.CreateAccessTokenSession(ctx, "existing", tokenReq(client)))
+	must(t, s.UseJTI(ctx, "used", exp))
+	b := blockWriter(t, s)
+	type write struct {
+		token, jti string
+		want       error
+	}
+	writes := []write{
+		{token: "t1"}, {jti: "j1"}, {token: "existing", want: storage.ErrConflict}, {jti: "used", want: storage.ErrJTIUsed},
+		{token: "t2"}, {jti: "j1", want: storage.ErrJTIUsed}, {token: "t2", want: storage.ErrConflict}, {jti: "j2"},
+	}
+	errs := make([]error, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w.token != "" {
+				errs[i] = s.CreateAccessTokenSession(ctx, w.token, tokenReq(client))
+			} else {
+				errs[i] = s.UseJTI(ctx, w.jti, exp)
+			}
+		}()
+		b.waitQueued(t, i+1) // queue in order: the first of two equal writes wins
+	}
+	batches := s.writer.batches.Load()
+	b.release(t)
+	wg.Wait()
+	if got := s.writer.batches.Load() - batches; got != 1 {
+		t.Errorf("%d transactions for the queued writes, want 1", got)
+	}
+	for i, w := range writes {
+		if w.want == nil && errs[i] != nil || w.want != nil && !errors.Is(errs[i], w.want) {
+			t.Errorf("write %d %+v = %v, want %v", i, w, errs[i], w.want)
+		}
+	}
+	for _, sig := range []string{"t1", "t2", "existing", "leader"} {
+		if _, err := s.GetAccessTokenSession(ctx, sig, nil); err != nil {
+			t.Errorf("token %q: %v", sig, err)
+		}
+	}
+	for _, jti := range []string{"j1", "j2", "used"} {
+		if used, err := s.JTIUsed(ctx, jti); err != nil || !used {
+			t.Errorf("JTIUsed(%q) = %v, %v", jti, used, err)
+		}
+	}
+	if n := countTokens(t, s); n != 4 {
+		t.Errorf("%d token rows, want 4", n)
+	}
+}
+
+// TestWriteBatchOff: WithWriteBatch(1) writes directly (no writer); by default every store has
+// one.
 func TestWriteBatchOff(t *testing.T) {
 	s := openT(t, "sqlite::memory:", WithWriteBatch(1))
 	if s.writer != nil {
@@ -323,5 +422,16 @@ func TestWriteBatchOff(t *testing.T) {
 	must(t, s.CreateAccessTokenSession(context.Background(), "x", tokenReq(benchClient())))
 	if on := openT(t, "sqlite::memory:"); on.writer == nil || on.writer.max != DefaultWriteBatch {
 		t.Error("SQLite store without a group-commit writer by default")
+	}
+	for _, b := range []backend{{"Postgres", freshPostgres}, {"MySQL", freshMySQL}} {
+		t.Run(b.name, func(t *testing.T) {
+			dsn := b.fresh(t)
+			if on := openT(t, dsn); on.writer == nil || on.writer.multi == nil || on.writer.max != DefaultWriteBatch {
+				t.Error("no group-commit writer with multi-row inserts by default")
+			}
+			if off := openT(t, dsn, WithWriteBatch(1)); off.writer != nil {
+				t.Error("WithWriteBatch(1) still batches")
+			}
+		})
 	}
 }
