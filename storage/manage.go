@@ -47,7 +47,7 @@ type ClientManager interface {
 	// none.
 	UpdateClient(ctx context.Context, c *Client) error
 	// RevokeClientGrants deletes every authorization code, access and refresh token session,
-	// PKCE and PAR request issued to the client, and returns how many it deleted: its codes
+	// and PKCE request issued to the client, and returns how many it deleted: its codes
 	// and refresh tokens can never be redeemed, and its stored access tokens are inactive at
 	// introspection. Rows written concurrently (a token issued while this runs) may survive.
 	// Call it after DeleteClient, so that no new grant starts meanwhile.

@@ -67,8 +67,9 @@ type ResourceStore interface {
 	DeleteResourceServer(ctx context.Context, identifier string) error
 }
 
-// TokenStore keeps authorization codes, access and refresh token sessions, PKCE and PAR
-// requests: exactly what fosite's handlers need. Implementations must make
+// TokenStore keeps authorization codes, access and refresh token sessions and PKCE requests:
+// exactly what the fosite handlers mandate composes need (no pushed authorization requests:
+// mandate serves no PAR endpoint). Implementations must make
 // InvalidateAuthorizeCodeSession and RotateRefreshToken conditional (one of two concurrent
 // callers wins, the other gets fosite.ErrSerializationFailure or fosite.ErrInvalidatedAuthorizeCode
 // / fosite.ErrInactiveToken), and must return an inactive refresh token's request together with
@@ -80,7 +81,6 @@ type TokenStore interface {
 	oauth2.CoreStorage
 	oauth2.TokenRevocationStorage
 	pkce.PKCERequestStorage
-	fosite.PARStorage
 	fstorage.Transactional
 }
 
@@ -142,7 +142,7 @@ type JTIStore interface {
 
 // Collector deletes what has expired.
 type Collector interface {
-	// DeleteExpired removes authorization codes, token sessions, PKCE and PAR requests and JWT
+	// DeleteExpired removes authorization codes, token sessions, PKCE requests and JWT
 	// IDs that expired before the given time, in batches of at most batch rows (a default when
 	// batch <= 0), and returns how many rows it removed. A code or token whose session has no
 	// expiry for its kind (fosite leaves the refresh-token expiry unset when refresh tokens never

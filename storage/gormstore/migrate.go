@@ -10,7 +10,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package creates and expects.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // migration is one schema step. Its statements are written with placeholders for the column
 // types that differ between databases (see [Store.ddl]).
@@ -172,6 +172,14 @@ var migrations = []migration{{
 	stmts: []string{
 		`DROP INDEX IF EXISTS mandate_tokens_request`,
 		`CREATE INDEX mandate_tokens_request ON mandate_tokens (kind, request_hash) WHERE request_hash <> signature`,
+	},
+}, {
+	// Pushed authorization requests (kind 5) are no longer part of the token store's contract:
+	// mandate serves no PAR endpoint, so only a program calling the store directly could have
+	// written one. They lived minutes; what is left goes.
+	version: 7,
+	stmts: []string{
+		`DELETE FROM mandate_tokens WHERE kind = 5`,
 	},
 }}
 

@@ -354,3 +354,30 @@ func TestPostgresQueryPlans(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestMigrateDropsPAR opens a version-6 database holding a pushed authorization request (the
+// token store no longer keeps them) beside a refresh token: step 7 deletes the one and keeps
+// the other.
+func TestMigrateDropsPAR(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v6.db")
+	old := legacyStore(t, path, 6)
+	client := benchClient()
+	must(t, old.SaveClient(ctx, client))
+	must(t, old.createToken(ctx, 5, "urn:ietf:params:oauth:request_uri:x", "", tokenReq(client), fosite.AuthorizeCode))
+	must(t, old.CreateRefreshTokenSession(ctx, "rt", "at", tokenReq(client)))
+	must(t, old.Close())
+
+	s := openT(t, "sqlite:"+path)
+	if v, err := s.Version(ctx); err != nil || v != SchemaVersion || SchemaVersion < 7 {
+		t.Fatalf("Version = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	var n int64
+	must(t, s.DB().Raw("SELECT COUNT(*) FROM mandate_tokens WHERE kind = 5").Scan(&n).Error)
+	if n != 0 {
+		t.Fatalf("%d PAR rows left", n)
+	}
+	if _, err := s.GetRefreshTokenSession(ctx, "rt", nil); err != nil {
+		t.Fatalf("the refresh token did not survive: %v", err)
+	}
+}

@@ -22,11 +22,11 @@ const (
 	kindAccess  = 2
 	kindRefresh = 3
 	kindPKCE    = 4
-	kindPAR     = 5
+	// 5 was PAR requests (pushed authorization requests), which no version after 6 keeps.
 )
 
-// requestRecord is the stored form of a fosite.Requester (and, for PAR, of the
-// fosite.AuthorizeRequester fields).
+// requestRecord is the stored form of a fosite.Requester (and of the fosite.AuthorizeRequester
+// fields, which version 6 and earlier kept for PAR requests).
 type requestRecord struct {
 	ID                string     `json:"id,omitempty"` // empty: the row's signature
 	ClientID          string     `json:"client_id"`
@@ -510,39 +510,3 @@ func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) 
 	return s.deleteToken(ctx, kindPKCE, signature)
 }
 
-// CreatePARSession implements fosite.PARStorage (RFC 9126).
-func (s *Store) CreatePARSession(ctx context.Context, requestURI string, req fosite.AuthorizeRequester) error {
-	if req == nil {
-		return errors.New("gormstore: create PAR session: nil request")
-	}
-	return s.createToken(ctx, kindPAR, requestURI, "", req, fosite.PushedAuthorizeRequestContext)
-}
-
-// GetPARSession implements fosite.PARStorage; the session is decoded into a [*storage.Session].
-func (s *Store) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
-	req, rec, _, err := s.getToken(ctx, kindPAR, requestURI, nil)
-	if err != nil {
-		return nil, err
-	}
-	ar := &fosite.AuthorizeRequest{
-		ResponseTypes:        nonNil(rec.ResponseTypes),
-		State:                rec.State,
-		HandledResponseTypes: nonNil(rec.HandledResponseTypes),
-		ResponseMode:         fosite.ResponseModeType(rec.ResponseMode),
-		DefaultResponseMode:  fosite.ResponseModeType(rec.DefaultResponseMode),
-		Request:              *req,
-	}
-	if rec.RedirectURI != "" {
-		u, err := url.Parse(rec.RedirectURI)
-		if err != nil {
-			return nil, wrap("decode PAR redirect_uri", err)
-		}
-		ar.RedirectURI = u
-	}
-	return ar, nil
-}
-
-// DeletePARSession implements fosite.PARStorage.
-func (s *Store) DeletePARSession(ctx context.Context, requestURI string) error {
-	return s.deleteToken(ctx, kindPAR, requestURI)
-}

@@ -155,21 +155,6 @@ func testBadInput(t *testing.T, s storage.Store) {
 						func(r fosite.Requester) error { return s.CreatePKCERequestSession(ctx, h.s, r) },
 						func() (fosite.Requester, error) { return s.GetPKCERequestSession(ctx, h.s, nil) },
 						func() error { return s.DeletePKCERequestSession(ctx, h.s) }},
-					{"PAR",
-						func(r fosite.Requester) error {
-							ar := fosite.NewAuthorizeRequest()
-							ar.Request = *r.(*fosite.Request)
-							ar.State = h.s
-							return s.CreatePARSession(ctx, h.s, ar)
-						},
-						func() (fosite.Requester, error) {
-							ar, err := s.GetPARSession(ctx, h.s)
-							if err == nil && ar.GetState() != h.s {
-								t.Errorf("PAR state did not round-trip exactly")
-							}
-							return ar, err
-						},
-						func() error { return s.DeletePARSession(ctx, h.s) }},
 				}
 				for _, k := range kinds {
 					t.Run(k.name, func(t *testing.T) {

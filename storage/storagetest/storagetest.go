@@ -39,7 +39,6 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"AccessToken/OneTokenGrant", testOneTokenGrant},
 		{"RefreshToken", testRefreshToken},
 		{"PKCE", testPKCE},
-		{"PAR", testPAR},
 		{"RequestFidelity", testRequestFidelity},
 		{"Aliasing", testAliasing},
 		{"Transactions", testTransactions},
@@ -137,7 +136,7 @@ func newRequest(t *testing.T, client *storage.Client) *fosite.Request {
 			"account": int64(-9007199254740993), "exp": int64(1893456000),
 		},
 	}
-	for _, k := range []fosite.TokenType{fosite.AuthorizeCode, fosite.AccessToken, fosite.RefreshToken, fosite.PushedAuthorizeRequestContext} {
+	for _, k := range []fosite.TokenType{fosite.AuthorizeCode, fosite.AccessToken, fosite.RefreshToken} {
 		sess.SetExpiresAt(k, exp)
 	}
 	r.Session = sess

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -204,35 +203,6 @@ func testPKCE(t *testing.T, s storage.Store) {
 	must(t, "DeletePKCERequestSession", s.DeletePKCERequestSession(ctx, sig))
 	_, err = s.GetPKCERequestSession(ctx, sig, nil)
 	wantNotFound(t, "GetPKCERequestSession after delete", err)
-}
-
-func testPAR(t *testing.T, s storage.Store) {
-	ctx := context.Background()
-	client := mustSaveClient(t, s, "c1")
-	req := newRequest(t, client)
-	ar := fosite.NewAuthorizeRequest()
-	ar.Request = *req
-	ar.ResponseTypes = fosite.Arguments{"code"}
-	ar.RedirectURI, _ = url.Parse("https://app.example/cb?x=1")
-	ar.State = "state-123"
-	ar.ResponseMode = fosite.ResponseModeQuery
-	ar.DefaultResponseMode = fosite.ResponseModeQuery
-	uri := "urn:ietf:params:oauth:request_uri:" + randID("")
-
-	_, err := s.GetPARSession(ctx, uri)
-	wantNotFound(t, "GetPARSession(missing)", err)
-	must(t, "CreatePARSession", s.CreatePARSession(ctx, uri, ar))
-	got, err := s.GetPARSession(ctx, uri)
-	must(t, "GetPARSession", err)
-	checkRequest(t, "par", got, req)
-	if !slicesEqual(got.GetResponseTypes(), ar.ResponseTypes) || got.GetState() != "state-123" ||
-		got.GetRedirectURI() == nil || got.GetRedirectURI().String() != "https://app.example/cb?x=1" ||
-		got.GetResponseMode() != fosite.ResponseModeQuery || got.GetDefaultResponseMode() != fosite.ResponseModeQuery {
-		t.Errorf("PAR request = %+v", got)
-	}
-	must(t, "DeletePARSession", s.DeletePARSession(ctx, uri))
-	_, err = s.GetPARSession(ctx, uri)
-	wantNotFound(t, "GetPARSession after delete", err)
 }
 
 func slicesEqual(a, b fosite.Arguments) bool {
@@ -553,21 +523,18 @@ func testGC(t *testing.T, s storage.Store) {
 	past := now().Add(-time.Hour)
 
 	expired := newRequest(t, client)
-	for _, k := range []fosite.TokenType{fosite.AuthorizeCode, fosite.AccessToken, fosite.RefreshToken, fosite.PushedAuthorizeRequestContext} {
+	for _, k := range []fosite.TokenType{fosite.AuthorizeCode, fosite.AccessToken, fosite.RefreshToken} {
 		expired.Session.(*storage.Session).SetExpiresAt(k, past)
 	}
 	live := newRequest(t, client)
-	ar := fosite.NewAuthorizeRequest()
-	ar.Request = *expired
 
-	gone := map[string]string{"code": bigSig(), "access": bigSig(), "access2": bigSig(), "refresh": bigSig(), "pkce": bigSig(), "par": bigSig()}
+	gone := map[string]string{"code": bigSig(), "access": bigSig(), "access2": bigSig(), "refresh": bigSig(), "pkce": bigSig()}
 	kept := map[string]string{"code": bigSig(), "access": bigSig(), "refresh": bigSig()}
 	must(t, "code", s.CreateAuthorizeCodeSession(ctx, gone["code"], expired))
 	must(t, "access", s.CreateAccessTokenSession(ctx, gone["access"], expired))
 	must(t, "access2", s.CreateAccessTokenSession(ctx, gone["access2"], expired))
 	must(t, "refresh", s.CreateRefreshTokenSession(ctx, gone["refresh"], gone["access"], expired))
 	must(t, "pkce", s.CreatePKCERequestSession(ctx, gone["pkce"], expired))
-	must(t, "par", s.CreatePARSession(ctx, gone["par"], ar))
 	must(t, "live code", s.CreateAuthorizeCodeSession(ctx, kept["code"], live))
 	must(t, "live access", s.CreateAccessTokenSession(ctx, kept["access"], live))
 	must(t, "live refresh", s.CreateRefreshTokenSession(ctx, kept["refresh"], kept["access"], live))
@@ -584,8 +551,8 @@ func testGC(t *testing.T, s storage.Store) {
 
 	n, err := s.DeleteExpired(ctx, now(), 2) // batches smaller than the work
 	must(t, "DeleteExpired", err)
-	if n != 7 {
-		t.Errorf("DeleteExpired removed %d rows, want 7 (6 token rows, 1 jti)", n)
+	if n != 6 {
+		t.Errorf("DeleteExpired removed %d rows, want 6 (5 token rows, 1 jti)", n)
 	}
 	_, err = s.GetAuthorizeCodeSession(ctx, gone["code"], nil)
 	wantNotFound(t, "expired code", err)
@@ -595,8 +562,6 @@ func testGC(t *testing.T, s storage.Store) {
 	wantNotFound(t, "expired refresh token", err)
 	_, err = s.GetPKCERequestSession(ctx, gone["pkce"], nil)
 	wantNotFound(t, "expired pkce", err)
-	_, err = s.GetPARSession(ctx, gone["par"])
-	wantNotFound(t, "expired par", err)
 	_, err = s.GetAuthorizeCodeSession(ctx, kept["code"], nil)
 	must(t, "live code after GC", err)
 	_, err = s.GetAccessTokenSession(ctx, kept["access"], nil)

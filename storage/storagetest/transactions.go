@@ -76,14 +76,6 @@ func runTxEffects(t *testing.T, s storage.Store, commit bool) {
 	newAT, newRT := bigSig(), bigSig()
 	oldPKCE, newPKCE := bigSig(), bigSig()
 	must(t, "CreatePKCERequestSession", s.CreatePKCERequestSession(ctx, oldPKCE, codeReq))
-	par := func() *fosite.AuthorizeRequest {
-		ar := fosite.NewAuthorizeRequest()
-		ar.Request = *newRequest(t, client)
-		ar.ResponseTypes = fosite.Arguments{"code"}
-		return ar
-	}
-	oldPAR, newPAR := "urn:ietf:params:oauth:request_uri:"+randID(""), "urn:ietf:params:oauth:request_uri:"+randID("")
-	must(t, "CreatePARSession", s.CreatePARSession(ctx, oldPAR, par()))
 	expiredReq := newRequest(t, client)
 	expiredReq.Session.(*storage.Session).SetExpiresAt(fosite.AccessToken, now().Add(-time.Hour))
 	expiredAT := bigSig()
@@ -227,12 +219,6 @@ func runTxEffects(t *testing.T, s storage.Store, commit bool) {
 				_, err := s.GetPKCERequestSession(ctx, oldPKCE, nil)
 				return gone(err)
 			}},
-		{"CreatePARSession",
-			func(ctx context.Context) error { return s.CreatePARSession(ctx, newPAR, par()) },
-			func(ctx context.Context) (bool, error) { _, err := s.GetPARSession(ctx, newPAR); return exists(err) }},
-		{"DeletePARSession",
-			func(ctx context.Context) error { return s.DeletePARSession(ctx, oldPAR) },
-			func(ctx context.Context) (bool, error) { _, err := s.GetPARSession(ctx, oldPAR); return gone(err) }},
 		{"DeleteExpired",
 			func(ctx context.Context) error {
 				n, err := s.DeleteExpired(ctx, now(), 0)
