@@ -509,4 +509,3 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
 	return s.deleteToken(ctx, kindPKCE, signature)
 }
-
