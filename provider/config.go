@@ -35,13 +35,12 @@ type Config struct {
 	// three. Required.
 	Secret []byte
 
-	// Storage persists clients, resource servers, tokens, keys, trusts and JWT IDs. If nil, an
-	// embedded SQLite database is opened at DataDir/mandate.db (and closed by Close).
+	// Storage persists clients, resource servers, tokens, keys, trusts, peers and JWT IDs.
+	// Required: the embedded default is gormstore.Open(ctx, "sqlite:"+path) (a file of SQLite,
+	// pure Go), PostgreSQL and MySQL/MariaDB are a DSN away, and any other storage.Store plugs
+	// in. The provider does not close it. Taking it from the application keeps the provider
+	// free of gorm and database drivers: a program links the stores it uses, no others.
 	Storage storage.Store
-
-	// DataDir is where the embedded SQLite database lives when Storage is nil. Default
-	// "mandate-data" in the working directory.
-	DataDir string
 
 	// Keys signs access tokens. If nil, keys are generated, rotated and kept in Storage
 	// (encrypted under a key derived from Secret), using SigningAlgorithms and Rotation.
@@ -222,9 +221,6 @@ func (f ConsenterFunc) Consent(w http.ResponseWriter, r *http.Request, req Conse
 
 // withDefaults returns a copy of c with defaults applied.
 func (c Config) withDefaults() Config {
-	if c.DataDir == "" {
-		c.DataDir = "mandate-data"
-	}
 	if len(c.SigningAlgorithms) == 0 {
 		c.SigningAlgorithms = []string{"RS256"}
 	}
@@ -269,6 +265,9 @@ func (c Config) validate() error {
 	var errs []error
 	if _, err := ParseIssuer(c.Issuer); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Storage == nil {
+		errs = append(errs, errors.New(`provider: Storage is required: gormstore.Open(ctx, "sqlite:"+path) is the embedded SQLite store, or give a postgres:// or mysql:// DSN`))
 	}
 	if len(c.Secret) < 32 {
 		errs = append(errs, errors.New("provider: Secret must be at least 32 bytes"))

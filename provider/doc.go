@@ -7,7 +7,7 @@
 //	p, err := provider.New(ctx, provider.Config{
 //		Issuer:  "https://auth.example.com",
 //		Secret:  secret, // 32+ random bytes the application keeps
-//		Storage: store,  // nil: embedded SQLite in DataDir
+//		Storage: store,  // gormstore.Open(ctx, "sqlite:"+path), or postgres://…, mysql://…
 //	})
 //	if err != nil { … }
 //	defer p.Close()

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/mandate-dev/mandate/provider"
+	"github.com/mandate-dev/mandate/storage/gormstore"
 )
 
 // Operating a provider: logs to stderr, audit events to the application, metrics to any
@@ -22,12 +24,18 @@ func ExampleConfig_operations() {
 		return
 	}
 	defer os.RemoveAll(dir)
+	store, err := gormstore.Open(ctx, "sqlite:"+filepath.Join(dir, "mandate.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
 	meters := sdkmetric.NewMeterProvider() // add the exporter of your choice (Prometheus, OTLP)
 	defer meters.Shutdown(ctx)
 	p, err := provider.New(ctx, provider.Config{
 		Issuer:  "https://auth.example.com",
 		Secret:  []byte("an example secret of 32 bytes!!!"),
-		DataDir: dir,
+		Storage: store,
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Events: provider.EventsFunc(func(ctx context.Context, e provider.Event) {
 			if f, ok := e.(*provider.ClientAuthFailed); ok {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -180,13 +178,13 @@ func TestRefreshTokenIntrospection(t *testing.T) {
 }
 
 func TestEmbeddedStorageDefault(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	p, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example", Secret: testSecret(t), DataDir: dir})
+	if _, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example", Secret: testSecret(t)}); err == nil ||
+		!strings.Contains(err.Error(), "Storage is required") {
+		t.Fatalf("a provider without Storage: %v", err)
+	}
+	p, err := provider.New(context.Background(), provider.Config{Issuer: "https://as.example", Secret: testSecret(t), Storage: newStore(t)})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "mandate.db")); err != nil {
-		t.Fatalf("no embedded database: %v", err)
 	}
 	// testSetup names ES256 and RS256 resource servers: the default provider (RS256 keys)
 	// creates the ES256 keys it needs on Apply.

@@ -9,8 +9,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/mandate-dev/mandate/storage/gormstore"
 )
 
 // The provider's metrics, on the OpenTelemetry metric API (Config.MeterProvider; the host
@@ -175,16 +173,16 @@ func (m *metrics) storageError(ctx context.Context, kind string) {
 	m.storage.Add(ctx, 1, m.attrs("st", "kind", kind, "", "").add...)
 }
 
-// BatchSizeObserver returns a [gormstore.BatchObserver] that records the size of every SQLite
-// group commit in the histogram [MetricBatchRows] of mp; pass it to the store with
-// gormstore.WithBatchObserver. The store is opened before the provider, so the provider cannot
-// set it itself (it does for the embedded store, Config.Storage nil). A nil mp returns nil.
-func BatchSizeObserver(mp metric.MeterProvider) (gormstore.BatchObserver, error) {
+// BatchSizeObserver returns a function that records the size of every group commit in the
+// histogram [MetricBatchRows] of mp; pass it to the store with gormstore.WithBatchObserver. The
+// store is opened before the provider, so the provider cannot set it itself. A nil mp returns
+// nil.
+func BatchSizeObserver(mp metric.MeterProvider) (func(rows int), error) {
 	if mp == nil {
 		return nil, nil
 	}
 	h, err := mp.Meter(meterName).Int64Histogram(MetricBatchRows, metric.WithUnit("{row}"),
-		metric.WithDescription("Rows written by one SQLite group commit."),
+		metric.WithDescription("Rows written by one group commit."),
 		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128))
 	if err != nil {
 		return nil, fmt.Errorf("provider: metrics: %w", err)

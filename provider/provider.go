@@ -107,14 +107,6 @@ func New(ctx context.Context, cfg Config) (_ *Provider, err error) {
 	}()
 
 	p.store = cfg.Storage
-	if p.store == nil {
-		st, closeFn, err := openEmbedded(ctx, cfg.DataDir, cfg.MeterProvider)
-		if err != nil {
-			return nil, err
-		}
-		p.store = st
-		p.closers = append(p.closers, closeFn)
-	}
 
 	p.hasher, err = NewSecretHasher(derive(cfg.Secret, "mandate client-secret hash"))
 	if err != nil {
