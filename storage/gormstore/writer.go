@@ -243,8 +243,9 @@ func (w *groupWriter) run() {
 
 // write commits one batch and answers its callers.
 func (w *groupWriter) write(batch []*writeReq) {
+	// The rows are counted (committed) before their callers are answered: a caller that sees its
+	// row written sees it counted too.
 	live := batch[:0]
-	defer func() { w.committed(len(live)) }()
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- wrap("write", err) // the caller gave up before the row was written: skip it
@@ -258,7 +259,9 @@ func (w *groupWriter) write(batch []*writeReq) {
 	case 1:
 		// Alone: one autocommit statement is a transaction of its own.
 		r := live[0]
-		r.done <- r.op(w.db.WithContext(r.ctx))
+		err := r.op(w.db.WithContext(r.ctx))
+		w.committed(1)
+		r.done <- err
 		return
 	}
 	if cap(w.errs) < len(live) {
@@ -314,6 +317,7 @@ func (w *groupWriter) write(batch []*writeReq) {
 	}
 	w.batches.Add(1)
 	w.batchedRows.Add(int64(len(live)))
+	w.committed(len(live))
 	switch {
 	case err == nil:
 		for i, r := range live {
