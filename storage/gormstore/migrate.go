@@ -7,10 +7,12 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+
+	"github.com/mandate-dev/mandate/storage"
 )
 
 // SchemaVersion is the schema version this package creates and expects.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // migration is one schema step. Its statements are written with placeholders for the column
 // types that differ between databases (see [Store.ddl]).
@@ -20,6 +22,10 @@ type migration struct {
 	// records its version.
 	only  dialect
 	stmts []string
+	// applied, when set, is a query that returns a row if the step's statements already ran:
+	// MySQL commits every DDL statement by itself, so a step can be done without its version
+	// recorded (a crash in between), and its ALTER would fail the next start.
+	applied string
 }
 
 // migrations are applied in order; each is recorded in mandate_schema_version. Never edit a
@@ -181,6 +187,30 @@ var migrations = []migration{{
 	stmts: []string{
 		`DELETE FROM mandate_tokens WHERE kind = 5`,
 	},
+}, {
+	// MySQL: InnoDB keeps every row in its primary key's b-tree, which was the random (kind,
+	// signature): each new token landed on a random page of the whole table, and once the live
+	// tokens outgrew the buffer pool every insert read a page from disk (1.6 million rows,
+	// 128 MB pool: 2,560 tokens/s). The table is now clustered by expiry — new rows append
+	// where the newest are and the collector deletes a contiguous range — and (kind, signature)
+	// is a unique secondary key of 42-byte entries. MySQL has no partial indexes, so the
+	// request index covers a generated column that is NULL for a grant of one token (request ID
+	// = own signature, as PostgreSQL's and SQLite's partial indexes leave out): those entries
+	// sort by the primary key, that is by expiry, and append too. Same table: 4,690 tokens/s.
+	// The ALTER rebuilds the table online (reads and writes continue; about 10 s per million
+	// rows here).
+	version: 8,
+	only:    dialectMySQL,
+	applied: `SELECT 1 FROM information_schema.columns
+		WHERE table_schema = DATABASE() AND table_name = 'mandate_tokens' AND column_name = 'request_key'`,
+	stmts: []string{
+		`ALTER TABLE mandate_tokens
+			ADD COLUMN request_key BINARY(32) GENERATED ALWAYS AS (IF(request_hash = signature, NULL, request_hash)) STORED,
+			DROP PRIMARY KEY, ADD PRIMARY KEY (expires_at, kind, signature),
+			ADD UNIQUE KEY mandate_tokens_key (kind, signature),
+			DROP INDEX mandate_tokens_expires,
+			DROP INDEX mandate_tokens_request, ADD INDEX mandate_tokens_request (kind, request_key)`,
+	},
 }}
 
 // ddl fills the type placeholders of a statement for the store's database. Indexes are
@@ -282,7 +312,17 @@ func (s *Store) applyMigrations(db *gorm.DB) error {
 		if m.version <= current {
 			continue
 		}
-		for _, stmt := range m.stmts {
+		stmts := m.stmts
+		if m.applied != "" && (m.only == 0 || m.only == s.dialect) {
+			var one int
+			switch err := queryRow(db, m.applied, nil, &one); {
+			case err == nil:
+				stmts = nil // done before; record the version only
+			case !errors.Is(err, storage.ErrNotFound):
+				return fmt.Errorf("step %d: %w", m.version, err)
+			}
+		}
+		for _, stmt := range stmts {
 			if m.only != 0 && m.only != s.dialect {
 				break
 			}

@@ -22,11 +22,21 @@ func legacyStore(t *testing.T, path string, v int) *Store {
 	t.Helper()
 	db, err := openSQLite(path, &gorm.Config{SkipDefaultTransaction: true, Logger: logger.Discard})
 	must(t, err)
-	s := &Store{db: db, dialect: dialectSQLite, now: time.Now, owned: true}
+	return legacyOn(t, db, dialectSQLite, v)
+}
+
+// legacyOn is legacyStore on db, a database of any kind: the first v schema steps, applied as
+// the release that ended with step v did.
+func legacyOn(t *testing.T, db *gorm.DB, d dialect, v int) *Store {
+	t.Helper()
+	s := &Store{db: db, dialect: d, now: time.Now, owned: true}
 	must(t, s.db.Exec(s.ddl(`CREATE TABLE IF NOT EXISTS mandate_schema_version (
 		version INTEGER NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL){OPTS}`)).Error)
 	for _, m := range migrations[:v] {
 		for _, stmt := range m.stmts {
+			if m.only != 0 && m.only != d {
+				break
+			}
 			if q := s.ddl(stmt); q != "" {
 				must(t, s.db.Exec(q).Error)
 			}
@@ -255,7 +265,7 @@ func TestSQLiteQueryPlans(t *testing.T) {
 
 	var stmts []string
 	for _, stmt := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
-		indexed, keyed := partialByRequest(stmt)
+		indexed, keyed := s.partialByRequest(stmt)
 		stmts = append(stmts, indexed, keyed)
 	}
 	stmts = append(stmts,
@@ -332,7 +342,7 @@ func TestPostgresQueryPlans(t *testing.T) {
 	}
 	var stmts []string
 	for _, stmt := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
-		indexed, keyed := partialByRequest(stmt)
+		indexed, keyed := s.partialByRequest(stmt)
 		stmts = append(stmts, indexed, keyed)
 	}
 	must(t, s.DB().Connection(func(conn *gorm.DB) error {

@@ -436,7 +436,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh token of the grant
 // becomes inactive (kept, so that reuse is detected).
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return wrap("revoke refresh token", s.requestTx(ctx, func(db *gorm.DB) error {
+	return wrap("revoke refresh token", s.inTx(ctx, func(db *gorm.DB) error {
 		_, err := s.byRequest(db, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`, kindRefresh, requestID)
 		return err
 	}))
@@ -445,7 +445,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access token of the grant is
 // deleted.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return wrap("revoke access token", s.requestTx(ctx, func(db *gorm.DB) error {
+	return wrap("revoke access token", s.inTx(ctx, func(db *gorm.DB) error {
 		_, err := s.byRequest(db, `DELETE FROM mandate_tokens WHERE`, kindAccess, requestID)
 		return err
 	}))
@@ -454,18 +454,16 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 // byRequest runs stmt, an UPDATE or DELETE of mandate_tokens that ends in "WHERE" or "AND", on
 // the rows of kind whose request ID is requestID, and returns how many it changed.
 //
-// On SQLite and PostgreSQL the request index leaves out the rows whose request ID is their own
-// signature — a grant of one token: the provider gives a client_credentials token's request
-// that ID, so the commonest insert writes one index fewer. Those rows are found by their (kind,
-// signature) key instead, in a second statement; each statement repeats the index's condition
-// so that the database uses an index and never scans the table. MySQL has no partial indexes:
-// its index holds every row.
+// The request index leaves out the rows whose request ID is their own signature — a grant of
+// one token: the provider gives a client_credentials token's request that ID, so the commonest
+// insert writes one random index entry fewer. Those rows are found by their (kind, signature)
+// key instead, in a second statement; each statement repeats the index's condition so that the
+// database uses an index and never scans the table. SQLite and PostgreSQL have partial indexes;
+// on MySQL the index covers request_key, a generated column that is NULL for those rows (schema
+// version 8).
 func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) (int64, error) {
 	h := key(requestID)
-	if s.dialect == dialectMySQL {
-		return exec(db, stmt+` kind = ? AND request_hash = ?`, kind, h)
-	}
-	indexed, keyed := partialByRequest(stmt)
+	indexed, keyed := s.partialByRequest(stmt)
 	n, err := exec(db, indexed, kind, h)
 	if err != nil {
 		return n, err
@@ -474,21 +472,14 @@ func (s *Store) byRequest(db *gorm.DB, stmt string, kind int, requestID string) 
 	return n + m, err
 }
 
-// partialByRequest returns byRequest's two statements (SQLite, PostgreSQL): through the partial
-// request index, and through the (kind, signature) key.
-func partialByRequest(stmt string) (indexed, keyed string) {
-	return stmt + ` kind = ? AND request_hash = ? AND request_hash <> signature`,
-		stmt + ` kind = ? AND signature = ? AND request_hash = signature`
-}
-
-// requestTx runs fn, which calls byRequest, in a transaction when byRequest takes two
-// statements (SQLite, PostgreSQL), so that a grant's rows change together; else on the
-// connection.
-func (s *Store) requestTx(ctx context.Context, fn func(db *gorm.DB) error) error {
-	if s.dialect != dialectMySQL {
-		return s.inTx(ctx, fn)
+// partialByRequest returns byRequest's two statements: through the request index, and through
+// the (kind, signature) key.
+func (s *Store) partialByRequest(stmt string) (indexed, keyed string) {
+	keyed = stmt + ` kind = ? AND signature = ? AND request_hash = signature`
+	if s.dialect == dialectMySQL {
+		return stmt + ` kind = ? AND request_key = ?`, keyed
 	}
-	return fn(s.conn(ctx))
+	return stmt + ` kind = ? AND request_hash = ? AND request_hash <> signature`, keyed
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
