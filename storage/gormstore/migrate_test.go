@@ -248,26 +248,15 @@ func TestNewerSchemaRefused(t *testing.T) {
 // through a key or an index — none scans the table, which holds a row per live token. Plans are
 // taken on a table with rows and statistics, as a running server's.
 func TestSQLiteQueryPlans(t *testing.T) {
-	s := openT(t, "sqlite:"+filepath.Join(t.TempDir(), "plans.db"))
+	s := grantsStore(t, "sqlite:"+filepath.Join(t.TempDir(), "plans.db"))
 	ctx := context.Background()
 	client := benchClient()
-	must(t, s.SaveClient(ctx, client))
-	for i := range 200 {
-		req := tokenReq(client)
-		sig := "at-" + strconv.Itoa(i)
-		if i%2 == 0 {
-			req.ID = sig // a grant of one token
-		}
-		must(t, s.CreateAccessTokenSession(ctx, sig, req))
-		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+strconv.Itoa(i), sig, tokenReq(client)))
+	for i := range 50 {
+		must(t, s.CreateRefreshTokenSession(ctx, "rt-"+strconv.Itoa(i), "at-"+strconv.Itoa(i), tokenReq(client)))
 	}
 	must(t, s.DB().Exec("ANALYZE").Error)
 
-	var stmts []string
-	for _, stmt := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
-		indexed, keyed := s.partialByRequest(stmt)
-		stmts = append(stmts, indexed, keyed)
-	}
+	stmts := requestStmts(s)
 	stmts = append(stmts,
 		`SELECT active, request, session FROM mandate_tokens WHERE kind = ? AND signature = ?`,
 		`DELETE FROM mandate_tokens WHERE kind = ? AND signature = ?`,
@@ -328,23 +317,8 @@ func TestSQLiteRowIDTaken(t *testing.T) {
 // the partial request index or the key. With sequential scans priced out, a plan that still
 // scans the table has no index it could use.
 func TestPostgresQueryPlans(t *testing.T) {
-	s := openT(t, freshPostgres(t))
-	ctx := context.Background()
-	client := benchClient()
-	must(t, s.SaveClient(ctx, client))
-	for i := range 50 {
-		req := tokenReq(client)
-		sig := "at-" + strconv.Itoa(i)
-		if i%2 == 0 {
-			req.ID = sig // a grant of one token
-		}
-		must(t, s.CreateAccessTokenSession(ctx, sig, req))
-	}
-	var stmts []string
-	for _, stmt := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
-		indexed, keyed := s.partialByRequest(stmt)
-		stmts = append(stmts, indexed, keyed)
-	}
+	s := grantsStore(t, freshPostgres(t))
+	stmts := requestStmts(s)
 	must(t, s.DB().Connection(func(conn *gorm.DB) error {
 		must(t, conn.Exec("SET enable_seqscan = off").Error)
 		for _, q := range stmts {
@@ -390,4 +364,34 @@ func TestMigrateDropsPAR(t *testing.T) {
 	if _, err := s.GetRefreshTokenSession(ctx, "rt", nil); err != nil {
 		t.Fatalf("the refresh token did not survive: %v", err)
 	}
+}
+
+// grantsStore opens a store on dsn with 50 access tokens, every other one a grant of one token
+// (request ID = signature), for query plan tests.
+func grantsStore(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s := openT(t, dsn)
+	ctx := context.Background()
+	client := benchClient()
+	must(t, s.SaveClient(ctx, client))
+	for i := range 50 {
+		req := tokenReq(client)
+		sig := "at-" + strconv.Itoa(i)
+		if i%2 == 0 {
+			req.ID = sig // a grant of one token
+		}
+		must(t, s.CreateAccessTokenSession(ctx, sig, req))
+	}
+	return s
+}
+
+// requestStmts returns byRequest's statements (through the request index and through the key)
+// for a DELETE and an UPDATE, as s runs them.
+func requestStmts(s *Store) []string {
+	var stmts []string
+	for _, stmt := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
+		indexed, keyed := s.partialByRequest(stmt)
+		stmts = append(stmts, indexed, keyed)
+	}
+	return stmts
 }

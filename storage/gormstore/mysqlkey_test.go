@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -133,27 +132,15 @@ func TestMySQLClusteredByExpiry(t *testing.T) {
 // TestMySQLQueryPlans: on MySQL too, the statements on a grant's token rows and the collector's
 // delete go through an index, never a scan of the table.
 func TestMySQLQueryPlans(t *testing.T) {
-	s := openT(t, freshMySQL(t))
-	ctx := context.Background()
-	client := benchClient()
-	must(t, s.SaveClient(ctx, client))
-	for i := range 50 {
-		req := tokenReq(client)
-		sig := "at-" + strconv.Itoa(i)
-		if i%2 == 0 {
-			req.ID = sig
-		}
-		must(t, s.CreateAccessTokenSession(ctx, sig, req))
-	}
+	s := grantsStore(t, freshMySQL(t))
 	must(t, s.DB().Exec("ANALYZE TABLE mandate_tokens").Error)
 	type stmt struct {
 		q    string
 		args []any
 	}
 	var stmts []stmt
-	for _, q := range []string{`DELETE FROM mandate_tokens WHERE`, `UPDATE mandate_tokens SET active = 0 WHERE active = 1 AND`} {
-		indexed, keyed := s.partialByRequest(q)
-		stmts = append(stmts, stmt{indexed, []any{kindAccess, key("x")}}, stmt{keyed, []any{kindAccess, key("x")}})
+	for _, q := range requestStmts(s) {
+		stmts = append(stmts, stmt{q, []any{kindAccess, key("x")}})
 	}
 	stmts = append(stmts,
 		// An existing row: a missing one ends the plan at "Impossible WHERE" without naming a key.
