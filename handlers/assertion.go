@@ -235,8 +235,9 @@ type assertionRules struct {
 // keys, then the claims (RFC 7523 §3): aud per assertionRules.Audiences; exp present and
 // after now; nbf and iat, if present, not after now; exp - (iat or now) at most MaxLifetime;
 // jti present unless JTIOptional allows otherwise. Every time check allows the leeway. Errors
-// that reject the assertion are *[AssertionError]; others (a key set that cannot be fetched is
-// one of them) are server-side.
+// that reject the assertion are *[AssertionError]; others are server-side, among them a key set
+// that cannot be fetched (wrapping verify.ErrKeysUnavailable: the issuer's fault or the
+// network's, not the assertion's; see [KeysUnavailable]).
 func (a *Assertion) verify(ctx context.Context, keys *verify.KeySet, r assertionRules) error {
 	if r.Algorithm != "" && a.Algorithm != r.Algorithm {
 		return reject("the algorithm %q is not the one registered for this client", strict.Echo(a.Algorithm))
@@ -246,7 +247,7 @@ func (a *Assertion) verify(ctx context.Context, keys *verify.KeySet, r assertion
 	case errors.Is(err, verify.ErrUnknownKey):
 		return reject("no registered key of the issuer matches the assertion's kid and alg")
 	case errors.Is(err, verify.ErrKeysUnavailable):
-		return reject("the issuer's keys cannot be obtained at the moment")
+		return fmt.Errorf("handlers: the issuer's keys cannot be obtained at the moment: %w", err)
 	case err != nil:
 		return fmt.Errorf("handlers: assertion keys: %w", err)
 	}

@@ -347,12 +347,23 @@ func TestRemoteKeys(t *testing.T) {
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2 (first use, one unknown-kid refetch)", n)
 	}
-	// An unreachable jwks_uri is a rejection, not a server error.
+	// An unreachable jwks_uri is not the assertion's fault: no rejection, but an error that
+	// KeysUnavailable turns into a 503 the client may retry.
 	ks, _ := keys.forKeys(context.Background(), nil, "http://127.0.0.1:1/jwks")
 	a, _ := parseAssertion(k.sign(t, claims("i", "s", now), nil))
-	checkReason(t, a.verify(context.Background(), ks, rules), "cannot be obtained")
+	err := a.verify(context.Background(), ks, rules)
+	var ae *AssertionError
+	if errors.As(err, &ae) || !errors.Is(err, verify.ErrKeysUnavailable) {
+		t.Fatalf("unreachable keys: %v, want verify.ErrKeysUnavailable and no AssertionError", err)
+	}
+	if e := KeysUnavailable(err); e == nil || e.CodeField != http.StatusServiceUnavailable || e.ErrorField != "temporarily_unavailable" {
+		t.Fatalf("KeysUnavailable = %v", e)
+	}
+	if KeysUnavailable(errors.New("other")) != nil {
+		t.Fatal("KeysUnavailable of another error")
+	}
 	// Nothing registered.
-	_, err := keys.forKeys(context.Background(), nil, "")
+	_, err = keys.forKeys(context.Background(), nil, "")
 	checkReason(t, err, "no keys are registered")
 }
 

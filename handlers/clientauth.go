@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // ClientAssertionTypeJWTBearer is the RFC 7523 §2.2 client_assertion_type.
@@ -209,6 +210,8 @@ func (p *PrivateKeyJWT) authenticate(ctx context.Context, form url.Values) (*sto
 	})
 	if errors.As(err, &ae) && !a.proven {
 		return nil, &unproven{ae.Reason}
+	} else if errors.Is(err, verify.ErrKeysUnavailable) {
+		return nil, &unproven{"the client's keys cannot be obtained at the moment"}
 	} else if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/ory/fosite"
+
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // ErrInvalidTarget is the RFC 8707 §2 error: the requested resource is invalid, missing,
@@ -44,4 +47,18 @@ const RetryAfter = 2
 func SetUnavailable(h http.Header) {
 	h.Set("Retry-After", strconv.Itoa(RetryAfter))
 	h.Set("Cache-Control", "no-store")
+}
+
+// KeysUnavailable returns the error a token request answers when err says that the keys of a
+// trusted issuer could not be fetched (verify.ErrKeysUnavailable: its JWKS or metadata
+// unreachable or broken, and no earlier copy cached): 503 temporarily_unavailable, which the
+// provider sends with Retry-After, because the JWT may well be good and a retry may succeed.
+// Answering invalid_grant would tell the client to throw away a grant it can still use. It
+// returns nil for any other error. Client authentication does not use it: an unreachable
+// jwks_uri of a client stays the generic invalid_client, which says nothing of the client.
+func KeysUnavailable(err error) *fosite.RFC6749Error {
+	if !errors.Is(err, verify.ErrKeysUnavailable) {
+		return nil
+	}
+	return fosite.ErrTemporarilyUnavailable.WithHint("The keys of the JWT's issuer cannot be obtained at the moment; retry later.").WithWrap(err).WithDebug(err.Error())
 }

@@ -294,6 +294,9 @@ func grantError(err error) error {
 	if errors.As(err, &ae) {
 		return fosite.ErrInvalidGrant.WithHint(sentence(ae.Reason))
 	}
+	if e := KeysUnavailable(err); e != nil {
+		return e
+	}
 	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 }
 

@@ -218,6 +218,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		"pkj":    {ID: "pkj", TokenEndpointAuthMethod: storage.AuthMethodPrivateKeyJWT, JWKS: ck.set()},
 		"pinned": {ID: "pinned", TokenEndpointAuthMethod: storage.AuthMethodPrivateKeyJWT, TokenEndpointAuthSigningAlg: "RS256", JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{ck.public(""), rk.public("sig")}}},
 		"secret": {ID: "secret", SecretHash: []byte("x"), JWKS: ck.set()},
+		"down":   {ID: "down", TokenEndpointAuthMethod: storage.AuthMethodPrivateKeyJWT, JWKSURI: "http://127.0.0.1:1/jwks"},
 	}
 	fallbackCalls := 0
 	p := &PrivateKeyJWT{
@@ -259,6 +260,9 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"unknown client", form(ck.sign(t, cl("ghost"), nil)), "", "", authFailed, nil},
 		{"client not registered for private_key_jwt", form(ck.sign(t, cl("secret"), nil)), "", "", authFailed, nil},
 		{"signed by another key", form(rk.sign(t, cl("pkj"), nil)), "", "", authFailed, nil},
+		// A client's keys that cannot be fetched say no more than an unknown client (no 503,
+		// which would tell that the client exists and where its keys live).
+		{"client's jwks_uri unreachable", form(ck.sign(t, cl("down"), nil)), "", "", authFailed, nil},
 		{"also basic auth", form(ck.sign(t, cl("pkj"), nil)), "Basic cGtqOng=", "", "more than one", fosite.ErrInvalidRequest},
 		{"also client_secret", form(ck.sign(t, cl("pkj"), nil), "client_secret", "x"), "", "", "more than one", fosite.ErrInvalidRequest},
 		{"no jti", form(ck.sign(t, with(cl("pkj"), "jti", nil), nil)), "", "", "no jti", nil},

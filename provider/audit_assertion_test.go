@@ -404,16 +404,26 @@ func TestAuditTrustSelectionAndKeys(t *testing.T) {
 
 	srv := newJWKSServer(t)
 	encOnly := srv.publish("/enc", &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: idp.priv.Public(), KeyID: "idp-sel", Use: "enc"}}})
-	for name, tr := range map[string]storage.Trust{
-		"unreachable jwks_uri": {ID: "down", Issuer: "https://down.example", AllowAnySubject: true, JWKSURI: "http://127.0.0.1:1/jwks", Scopes: []string{"orders:read"}, Resources: []string{orders}},
-		"use=enc keys only":    {ID: "enc", Issuer: "https://enc.example", AllowAnySubject: true, JWKSURI: encOnly, Scopes: []string{"orders:read"}, Resources: []string{orders}},
-		"inline use=enc key":   {ID: "enc-inline", Issuer: "https://enc-inline.example", AllowAnySubject: true, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: idp.priv.Public(), KeyID: "idp-sel", Use: "enc"}}}, Scopes: []string{"orders:read"}, Resources: []string{orders}},
+	// Keys that cannot be fetched (the issuer's JWKS unreachable, or publishing no signing key)
+	// are no fault of the assertion: 503 with Retry-After, which the client may retry. A key
+	// registered inline that cannot verify is the trust's answer: invalid_grant.
+	for name, tc := range map[string]struct {
+		tr   storage.Trust
+		code int
+	}{
+		"unreachable jwks_uri": {storage.Trust{ID: "down", Issuer: "https://down.example", AllowAnySubject: true, JWKSURI: "http://127.0.0.1:1/jwks", Scopes: []string{"orders:read"}, Resources: []string{orders}}, 503},
+		"use=enc keys only":    {storage.Trust{ID: "enc", Issuer: "https://enc.example", AllowAnySubject: true, JWKSURI: encOnly, Scopes: []string{"orders:read"}, Resources: []string{orders}}, 503},
+		"inline use=enc key":   {storage.Trust{ID: "enc-inline", Issuer: "https://enc-inline.example", AllowAnySubject: true, JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: idp.priv.Public(), KeyID: "idp-sel", Use: "enc"}}}, Scopes: []string{"orders:read"}, Resources: []string{orders}}, 400},
 	} {
 		t.Run(name, func(t *testing.T) {
-			as.saveTrust(tr)
-			resp, m := as.post("token", url.Values{"grant_type": {jwtBearer}, "assertion": {idp.sign(t, as.assertionClaims(tr.Issuer, "x"))}}, "", "")
-			if resp.StatusCode != 400 || m["error"] != "invalid_grant" {
-				t.Fatalf("%d %v", resp.StatusCode, m)
+			as.saveTrust(tc.tr)
+			resp, m := as.post("token", url.Values{"grant_type": {jwtBearer}, "assertion": {idp.sign(t, as.assertionClaims(tc.tr.Issuer, "x"))}}, "", "")
+			want := map[int]string{400: "invalid_grant", 503: "temporarily_unavailable"}[tc.code]
+			if resp.StatusCode != tc.code || m["error"] != want {
+				t.Fatalf("%d %v, want %d %s", resp.StatusCode, m, tc.code, want)
+			}
+			if retry := resp.Header.Get("Retry-After"); (tc.code == 503) != (retry != "") {
+				t.Fatalf("Retry-After %q with %d", retry, tc.code)
 			}
 		})
 	}

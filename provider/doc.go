@@ -28,7 +28,8 @@
 // restarting), the endpoints that need it answer 503 with the RFC 6749 error
 // temporarily_unavailable and Retry-After, never 500, and a client that could not be read is
 // not invalid_client; the outage is logged once per interval, and the provider recovers by
-// itself when the store does.
+// itself when the store does. A JWT from a trusted issuer whose keys cannot be fetched (jwt-bearer
+// grant, token exchange) is answered the same way: the JWT may be good, and a retry may succeed.
 //
 // Grants: client_credentials, authorization_code with PKCE (S256 only, required for public
 // clients) and refresh_token with rotation and reuse detection, the RFC 7523 jwt-bearer grant

@@ -313,6 +313,9 @@ func (p *Provider) exchangedToken(ctx context.Context, param, token, typ string)
 			if errors.As(err, &ae) {
 				return nil, fosite.ErrInvalidRequest.WithHintf("The '%s' is not a JWT this server accepts: %s.", param, ae.Reason)
 			}
+			if e := handlers.KeysUnavailable(err); e != nil {
+				return nil, e
+			}
 			return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 		}
 		e := &exchanged{param: param, typ: typ, subject: a.Subject, clientID: a.Issuer, issuer: a.Issuer,

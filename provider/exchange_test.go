@@ -418,6 +418,13 @@ func TestTokenExchangeRules(t *testing.T) {
 		if resp, m := as.exchange("orders-api", untrusted, inventory, "subject_token_type", ttJWT); resp.StatusCode != 400 || m["error"] != "invalid_request" {
 			t.Fatalf("foreign-signed JWT: %d %v", resp.StatusCode, m)
 		}
+		// The issuer's keys cannot be fetched: a 503 to retry, not a verdict on the JWT.
+		as.saveTrust(storage.Trust{ID: "idp-down", Issuer: "https://down.example", AllowAnySubject: true, JWKSURI: "http://127.0.0.1:1/jwks",
+			Scopes: []string{"orders:read"}, Resources: []string{inventory}})
+		down := idp.sign(t, as.assertionClaims("https://down.example", "user-7"))
+		if resp, m := as.exchange("orders-api", down, inventory, "subject_token_type", ttJWT); resp.StatusCode != 503 || m["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("issuer's keys unreachable: %d %v", resp.StatusCode, m)
+		}
 	})
 	t.Run("stateless access tokens", func(t *testing.T) {
 		as := exchangeAS(t, nil, func(c *provider.Config) { c.StatelessAccessTokens = true })

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // While the store cannot be reached (storage.ErrUnavailable: the database is down or
@@ -32,9 +33,12 @@ const outageSettle = time.Second
 
 // unavailable reports whether err was caused by a store that cannot be reached right now: it
 // carries storage.ErrUnavailable, or it is fosite's temporarily_unavailable, which fosite's
-// revocation handler answers for store errors without keeping them.
+// revocation handler answers for store errors without keeping them. A trusted issuer's keys
+// that cannot be fetched (handlers.KeysUnavailable) are answered with temporarily_unavailable
+// too, but are no storage outage: they are neither logged nor counted as one.
 func unavailable(err error) bool {
-	return err != nil && (errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrTemporarilyUnavailable))
+	return err != nil && !errors.Is(err, verify.ErrKeysUnavailable) &&
+		(errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrTemporarilyUnavailable))
 }
 
 // temporarilyUnavailable turns an error of an unreachable store into the protocol error every
