@@ -10,6 +10,7 @@ package main
 //	go run ./example resources create -id URL -scope S [-scope S2] [-ttl 10m] [-alg ES256] [-default]
 //	go run ./example resources list | delete URL
 //	go run ./example trusts list | delete ID
+//	go run ./example peers list | delete ISSUER
 //	go run ./example keys list | rotate
 //	go run ./example setup export > mandate.json     # JSON that -config accepts
 //
@@ -40,6 +41,7 @@ var commands = map[string][]string{
 	"clients":   {"list", "create", "delete", "rotate-secret"},
 	"resources": {"list", "create", "delete"},
 	"trusts":    {"list", "delete"},
+	"peers":     {"list", "delete"},
 	"keys":      {"list", "rotate"},
 	"setup":     {"export"},
 }
@@ -177,6 +179,26 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return explain(err)
 		}
 		fmt.Fprintf(stdout, "deleted trust %s\n", id)
+	case "peers list":
+		peers, err := c.m.Peers(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "ISSUER\tSCOPES\tCLAIMS\tMAX LIFETIME\tALG")
+		for _, pe := range peers {
+			life := "default"
+			if pe.MaxGrantLifetime > 0 {
+				life = pe.MaxGrantLifetime.String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", pe.Issuer, strings.Join(pe.Scopes, ","), strings.Join(pe.Claims, ","), life, pe.SigningAlg)
+		}
+		return tw.Flush()
+	case "peers delete":
+		if err := c.m.DeletePeer(ctx, id, ""); err != nil {
+			return explain(err)
+		}
+		fmt.Fprintf(stdout, "deleted peer %s\n", id)
 	case "keys list":
 		keys, err := c.m.Keys(ctx)
 		if err != nil {

@@ -34,6 +34,7 @@
 //	go run ./example clients list | delete ID | rotate-secret [-keep-previous] ID
 //	go run ./example resources list | create -id URL -scope S … | delete URL
 //	go run ./example trusts list | delete ID
+//	go run ./example peers list | delete ISSUER
 //	go run ./example keys list | rotate
 //	go run ./example setup export > mandate.json    # what -config accepts
 //

@@ -188,6 +188,22 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("delete resource server: %d", code)
 	}
 
+	// A peer authorization server through the API, then seen and deleted on the command line.
+	const peer = "https://as.partner.example"
+	if code, m, _ := apiCall(t, "POST", base+"/admin/peers", adminTok, map[string]any{
+		"issuer": peer, "scopes": []string{"stock:read"}, "claims": []string{"act"}}); code != 201 {
+		t.Fatalf("create peer: %d %v", code, m)
+	}
+	if out, _ = cliRun(t, bin, false, "peers", "list", "-data", data); !strings.Contains(out, peer) || !strings.Contains(out, "stock:read") {
+		t.Fatalf("peers list: %q", out)
+	}
+	if out, _ = cliRun(t, bin, false, "peers", "delete", "-data", data, peer); !strings.Contains(out, "deleted peer "+peer) {
+		t.Fatalf("peers delete: %q", out)
+	}
+	if code, _, _ = apiCall(t, "GET", base+"/admin/peers/"+url.PathEscape(peer), adminTok, nil); code != 404 {
+		t.Fatalf("a peer deleted on the command line, read through the API: %d", code)
+	}
+
 	// 5. Health, and the counters moving.
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if code, m, _ := apiCall(t, "GET", base+p, "", nil); code != 200 || m["status"] != "ok" {

@@ -86,7 +86,7 @@ func (e *InvalidError) Error() string {
 }
 
 // checkOne validates a setup holding one record of kind ("clients", "resource_servers",
-// "trusted_issuers") as Apply would, and turns the setup's messages (field paths prefixed
+// "trusted_issuers", "peers") as Apply would, and turns the setup's messages (field paths prefixed
 // with "kind[0].") into an *InvalidError naming the record's own fields. Other errors (a store
 // that failed a lookup) are returned as they are.
 func (m *Manager) checkOne(ctx context.Context, kind string, s *Setup) error {
@@ -370,6 +370,64 @@ func (m *Manager) DeleteTrust(ctx context.Context, id, by string) error {
 	return nil
 }
 
+// Peers lists the peer authorization servers (identity chaining), ordered by issuer. There
+// are few: the listing is not paged.
+func (m *Manager) Peers(ctx context.Context) ([]storage.Peer, error) {
+	return m.p.store.Peers(ctx)
+}
+
+// Peer returns one peer by its issuer identifier, or storage.ErrNotFound.
+func (m *Manager) Peer(ctx context.Context, issuer string) (*storage.Peer, error) {
+	return m.p.store.Peer(ctx, issuer)
+}
+
+// SavePeer creates (create true: storage.ErrConflict if the issuer is registered) or updates
+// (storage.ErrNotFound if it is not) the peer sp describes, with the setup's rules; a
+// signing_alg without keys gets them, as in Apply. The store offers peers no create-only
+// write: two concurrent creates of one issuer both succeed, and the later record stays.
+func (m *Manager) SavePeer(ctx context.Context, sp SetupPeer, create bool, by string) (*storage.Peer, error) {
+	if sp.Issuer == m.p.issuer {
+		return nil, invalid("issuer", "%q is this provider's own issuer; a server is not its own peer", sp.Issuer)
+	}
+	if err := m.checkOne(ctx, "peers", &Setup{Peers: []SetupPeer{sp}}); err != nil {
+		return nil, err
+	}
+	action := "update"
+	_, err := m.p.store.Peer(ctx, sp.Issuer)
+	switch {
+	case err == nil && create:
+		return nil, fmt.Errorf("provider: create peer: %w", storage.ErrConflict)
+	case errors.Is(err, storage.ErrNotFound) && !create:
+		return nil, fmt.Errorf("provider: update peer: %w", err)
+	case errors.Is(err, storage.ErrNotFound):
+		action = "create"
+	case err != nil:
+		return nil, err
+	}
+	if err := m.p.ensureKey(ctx, sp.SigningAlg); err != nil {
+		return nil, invalid("signing_alg", "%q: %v", sp.SigningAlg, err)
+	}
+	rec := sp.record()
+	if err := m.p.store.SavePeer(ctx, rec); err != nil {
+		return nil, fmt.Errorf("provider: %s peer: %w", action, err)
+	}
+	m.changed(ctx, action, "peer", rec.Issuer, by)
+	if stored, err := m.p.store.Peer(ctx, rec.Issuer); err == nil {
+		return stored, nil
+	}
+	return rec, nil
+}
+
+// DeletePeer removes a peer: grants for it are no longer issued (those issued live out their
+// minutes at the peer).
+func (m *Manager) DeletePeer(ctx context.Context, issuer, by string) error {
+	if err := m.p.store.DeletePeer(ctx, issuer); err != nil {
+		return err
+	}
+	m.changed(ctx, "delete", "peer", issuer, by)
+	return nil
+}
+
 // KeyInfo describes a signing key without its private part.
 type KeyInfo struct {
 	ID          string           `json:"kid"`
@@ -490,13 +548,8 @@ func (m *Manager) Export(ctx context.Context) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, pe := range peers {
-		e := SetupPeer{Issuer: pe.Issuer, Name: pe.Name, TokenEndpoint: pe.TokenEndpoint, Scopes: nonNilStrings(pe.Scopes),
-			Claims: nonNilStrings(pe.Claims), SigningAlg: pe.SigningAlg}
-		if pe.MaxGrantLifetime > 0 {
-			e.MaxGrantLifetime = pe.MaxGrantLifetime.String()
-		}
-		s.Peers = append(s.Peers, e)
+	for i := range peers {
+		s.Peers = append(s.Peers, PeerSetup(&peers[i]))
 	}
 	slices.SortFunc(s.ResourceServers, func(a, b SetupResource) int { return strings.Compare(a.Identifier, b.Identifier) })
 	slices.SortFunc(s.Clients, func(a, b SetupClient) int { return strings.Compare(a.ClientID, b.ClientID) })

@@ -675,14 +675,7 @@ func (p *Provider) Apply(ctx context.Context, s *Setup) (err error) {
 		}
 	}
 	for _, sp := range s.Peers {
-		pe := &storage.Peer{
-			Issuer: sp.Issuer, Name: sp.Name, TokenEndpoint: sp.TokenEndpoint,
-			Scopes: slices.Clone(sp.Scopes), Claims: slices.Clone(sp.Claims), SigningAlg: sp.SigningAlg,
-		}
-		if sp.MaxGrantLifetime != "" {
-			pe.MaxGrantLifetime, _ = time.ParseDuration(sp.MaxGrantLifetime)
-		}
-		if err := p.store.SavePeer(ctx, pe); err != nil {
+		if err := p.store.SavePeer(ctx, sp.record()); err != nil {
 			return fmt.Errorf("provider: apply setup: peer %q: %w", sp.Issuer, err)
 		}
 	}
@@ -749,6 +742,28 @@ func (p *Provider) clientRecord(ctx context.Context, sc SetupClient) (*storage.C
 		c.SecretHash = []byte(sc.ClientSecretHash)
 	}
 	return c, nil
+}
+
+// record is the storage.Peer a validated entry declares.
+func (sp SetupPeer) record() *storage.Peer {
+	pe := &storage.Peer{
+		Issuer: sp.Issuer, Name: sp.Name, TokenEndpoint: sp.TokenEndpoint,
+		Scopes: slices.Clone(sp.Scopes), Claims: slices.Clone(sp.Claims), SigningAlg: sp.SigningAlg,
+	}
+	if sp.MaxGrantLifetime != "" {
+		pe.MaxGrantLifetime, _ = time.ParseDuration(sp.MaxGrantLifetime)
+	}
+	return pe
+}
+
+// PeerSetup is the setup entry that declares pe (the inverse of what Apply stores).
+func PeerSetup(pe *storage.Peer) SetupPeer {
+	sp := SetupPeer{Issuer: pe.Issuer, Name: pe.Name, TokenEndpoint: pe.TokenEndpoint, Scopes: nonNilStrings(pe.Scopes),
+		Claims: nonNilStrings(pe.Claims), SigningAlg: pe.SigningAlg}
+	if pe.MaxGrantLifetime > 0 {
+		sp.MaxGrantLifetime = pe.MaxGrantLifetime.String()
+	}
+	return sp
 }
 
 // record is the storage.Trust a validated entry declares.

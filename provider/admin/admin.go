@@ -222,6 +222,44 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 		default:
 			notAllowed(w, "GET, PUT, DELETE")
 		}
+	case len(segs) == 1 && segs[0] == "peers":
+		switch r.Method {
+		case http.MethodGet:
+			peers, err := h.m.Peers(ctx)
+			if err != nil {
+				writeStoreError(w, err)
+				return
+			}
+			items := make([]*PeerDoc, len(peers))
+			for i := range peers {
+				items[i] = peerOut(&peers[i])
+			}
+			writeJSON(w, http.StatusOK, listing{Items: items})
+		case http.MethodPost:
+			h.savePeer(ctx, w, r, "", by)
+		default:
+			notAllowed(w, "GET, POST")
+		}
+	case len(segs) == 2 && segs[0] == "peers" && segs[1] != "":
+		switch r.Method {
+		case http.MethodGet:
+			pe, err := h.m.Peer(ctx, segs[1])
+			if err != nil {
+				writeStoreError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, peerOut(pe))
+		case http.MethodPut:
+			h.savePeer(ctx, w, r, segs[1], by)
+		case http.MethodDelete:
+			if err := h.m.DeletePeer(ctx, segs[1], by); err != nil {
+				writeStoreError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"deleted": segs[1]})
+		default:
+			notAllowed(w, "GET, PUT, DELETE")
+		}
 	case len(segs) == 1 && segs[0] == "keys":
 		if r.Method != http.MethodGet {
 			notAllowed(w, "GET")
@@ -382,24 +420,29 @@ func (h *Handler) updateClient(ctx context.Context, w http.ResponseWriter, r *ht
 	writeJSON(w, http.StatusOK, clientOut(c, secret))
 }
 
-func (h *Handler) saveResourceServer(ctx context.Context, w http.ResponseWriter, r *http.Request, id, by string) {
+// saveRecord answers the create (id "") or update (id from the path) of a record in the body:
+// decoded strictly, its identifier (*key) taken from the path on an update (a different one in
+// the body is refused, naming field), saved, and answered 201 or 200 with what save returns.
+func saveRecord[T any](w http.ResponseWriter, r *http.Request, id, field, what string, decode func([]byte) (*T, error),
+	key func(*T) *string, save func(in T, create bool) (any, error)) {
 	data, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	in, err := DecodeResource(data)
+	in, err := decode(data)
 	if err != nil {
 		writeInvalid(w, err)
 		return
 	}
 	if id != "" {
-		if in.Identifier != "" && in.Identifier != id {
-			writeInvalid(w, problem("identifier", "%q differs from the resource server in the path", in.Identifier))
+		k := key(in)
+		if *k != "" && *k != id {
+			writeInvalid(w, problem(field, "%q differs from the %s in the path", *k, what))
 			return
 		}
-		in.Identifier = id
+		*k = id
 	}
-	rs, err := h.m.SaveResourceServer(ctx, *in, id == "", by)
+	out, err := save(*in, id == "")
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -408,36 +451,45 @@ func (h *Handler) saveResourceServer(ctx context.Context, w http.ResponseWriter,
 	if id == "" {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, resourceOut(rs))
+	writeJSON(w, status, out)
+}
+
+func (h *Handler) saveResourceServer(ctx context.Context, w http.ResponseWriter, r *http.Request, id, by string) {
+	saveRecord(w, r, id, "identifier", "resource server", DecodeResource,
+		func(in *provider.SetupResource) *string { return &in.Identifier },
+		func(in provider.SetupResource, create bool) (any, error) {
+			rs, err := h.m.SaveResourceServer(ctx, in, create, by)
+			if err != nil {
+				return nil, err
+			}
+			return resourceOut(rs), nil
+		})
 }
 
 func (h *Handler) saveTrust(ctx context.Context, w http.ResponseWriter, r *http.Request, id, by string) {
-	data, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	in, err := DecodeTrust(data)
-	if err != nil {
-		writeInvalid(w, err)
-		return
-	}
-	if id != "" {
-		if in.ID != "" && in.ID != id {
-			writeInvalid(w, problem("id", "%q differs from the trust in the path", in.ID))
-			return
-		}
-		in.ID = id
-	}
-	t, err := h.m.SaveTrust(ctx, *in, id == "", by)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	status := http.StatusOK
-	if id == "" {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, trustOut(t))
+	saveRecord(w, r, id, "id", "trust", DecodeTrust,
+		func(in *provider.SetupTrust) *string { return &in.ID },
+		func(in provider.SetupTrust, create bool) (any, error) {
+			t, err := h.m.SaveTrust(ctx, in, create, by)
+			if err != nil {
+				return nil, err
+			}
+			return trustOut(t), nil
+		})
+}
+
+// savePeer creates (issuer "") or updates a peer; a peer is named by its issuer, percent-encoded
+// in the path.
+func (h *Handler) savePeer(ctx context.Context, w http.ResponseWriter, r *http.Request, issuer, by string) {
+	saveRecord(w, r, issuer, "issuer", "peer", DecodePeer,
+		func(in *provider.SetupPeer) *string { return &in.Issuer },
+		func(in provider.SetupPeer, create bool) (any, error) {
+			pe, err := h.m.SavePeer(ctx, in, create, by)
+			if err != nil {
+				return nil, err
+			}
+			return peerOut(pe), nil
+		})
 }
 
 // newClientID is a client_id for a client registered without one: 128 random bits.

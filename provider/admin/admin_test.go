@@ -369,3 +369,85 @@ func TestAdminAPIResourceServersTrustsAndKeys(t *testing.T) {
 		t.Fatalf("rotate keys: %d %v", resp.StatusCode, m)
 	}
 }
+
+// TestAdminAPIPeers: the peer authorization servers of identity chaining through the API:
+// created (their signing algorithm gets keys), read by their issuer percent-encoded in the
+// path, listed, updated, refused when they break the setup's rules or collide, and deleted.
+func TestAdminAPIPeers(t *testing.T) {
+	s := newServer(t)
+	ops := s.token("ops", "ops-secret-0123456789abcdef", adminAPI, "")
+	const peer = "https://as.y.example"
+	path := "/peers/" + url.PathEscape(peer)
+
+	resp, m := s.call("POST", "/peers", ops, map[string]any{"issuer": peer, "scopes": []string{"stock:read"}, "claims": []string{"act"},
+		"max_grant_lifetime": "2m", "signing_alg": "EdDSA"})
+	if resp.StatusCode != 201 || m["issuer"] != peer || m["max_grant_lifetime"] != "2m0s" || m["created_at"] == nil {
+		t.Fatalf("create peer: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := s.call("POST", "/peers", ops, map[string]any{"issuer": peer, "scopes": []string{}, "claims": []string{}}); resp.StatusCode != 409 {
+		t.Fatalf("create a registered peer: %d", resp.StatusCode)
+	}
+	resp, m = s.call("GET", path, ops, nil)
+	if resp.StatusCode != 200 || m["signing_alg"] != "EdDSA" || len(m["claims"].([]any)) != 1 {
+		t.Fatalf("get peer: %d %v", resp.StatusCode, m)
+	}
+	resp, m = s.call("PUT", path, ops, map[string]any{"scopes": []string{"stock:read", "stock:write"}, "claims": []string{"act", "client_id"}})
+	if resp.StatusCode != 200 || len(m["scopes"].([]any)) != 2 || m["max_grant_lifetime"] != nil {
+		t.Fatalf("update peer: %d %v", resp.StatusCode, m)
+	}
+	resp, m = s.call("GET", "/peers", ops, nil)
+	if resp.StatusCode != 200 || len(m["items"].([]any)) != 1 || m["next"] != nil {
+		t.Fatalf("list peers: %d %v", resp.StatusCode, m)
+	}
+	keys, err := s.p.Manager()
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := keys.Keys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eddsa := false
+	for _, k := range infos {
+		eddsa = eddsa || k.Algorithm == "EdDSA"
+	}
+	if !eddsa {
+		t.Fatal("the peer's signing_alg got no keys")
+	}
+
+	for name, tc := range map[string]struct {
+		method, path string
+		body         map[string]any
+		code         int
+		field        string
+	}{
+		"own issuer":             {"POST", "/peers", map[string]any{"issuer": s.p.Issuer(), "scopes": []string{}, "claims": []string{}}, 400, "issuer"},
+		"not https":              {"POST", "/peers", map[string]any{"issuer": "http://as.z.example", "scopes": []string{}, "claims": []string{}}, 400, "issuer"},
+		"a resource server":      {"POST", "/peers", map[string]any{"issuer": adminAPI, "scopes": []string{}, "claims": []string{}}, 400, "issuer"},
+		"reserved claim":         {"PUT", path, map[string]any{"scopes": []string{}, "claims": []string{"sub"}}, 400, "claims[0]"},
+		"too long a lifetime":    {"PUT", path, map[string]any{"scopes": []string{}, "claims": []string{}, "max_grant_lifetime": "2h"}, 400, "max_grant_lifetime"},
+		"issuer differs in body": {"PUT", path, map[string]any{"issuer": "https://as.z.example", "scopes": []string{}, "claims": []string{}}, 400, "issuer"},
+		"update a missing peer":  {"PUT", "/peers/" + url.PathEscape("https://as.z.example"), map[string]any{"scopes": []string{}, "claims": []string{}}, 404, ""},
+		"unknown member":         {"POST", "/peers", map[string]any{"issuer": "https://as.z.example", "scopes": []string{}, "claims": []string{}, "audience": "x"}, 400, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, m := s.call(tc.method, tc.path, ops, tc.body)
+			if resp.StatusCode != tc.code {
+				t.Fatalf("%d %v, want %d", resp.StatusCode, m, tc.code)
+			}
+			if tc.field != "" && !strings.Contains(m["_raw"].(string), `"field":"`+tc.field+`"`) {
+				t.Fatalf("problems %v, want the field %s", m["problems"], tc.field)
+			}
+		})
+	}
+
+	if resp, _ := s.call("DELETE", path, ops, nil); resp.StatusCode != 200 {
+		t.Fatalf("delete peer: %d", resp.StatusCode)
+	}
+	if resp, _ := s.call("GET", path, ops, nil); resp.StatusCode != 404 {
+		t.Fatalf("deleted peer: %d", resp.StatusCode)
+	}
+	if resp, _ := s.call("DELETE", path, ops, nil); resp.StatusCode != 404 {
+		t.Fatalf("delete a deleted peer: %d", resp.StatusCode)
+	}
+}

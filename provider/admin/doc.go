@@ -1,8 +1,8 @@
 // Package admin is mandate's admin API: an http.Handler that an application mounts where it
 // wants (it is never on by default) to manage, as JSON over HTTP, the clients (RFC 7591 client
 // metadata names; a generated secret shown once, stored hashed; secret rotation), the resource
-// servers, the trusted issuers (RFC 7523) and the signing keys (list, rotate now) of a
-// [provider.Provider].
+// servers, the trusted issuers (RFC 7523), the peer authorization servers of identity chaining
+// and the signing keys (list, rotate now) of a [provider.Provider].
 //
 // It is protected by the provider's own access tokens: the application declares a resource
 // server for the admin API (its identifier is [Config.Resource]) with the admin scope
@@ -34,6 +34,8 @@
 //	GET|PUT|DELETE /resource-servers/{identifier}   (the identifier percent-encoded as one segment)
 //	GET    /trusted-issuers, POST /trusted-issuers
 //	GET|PUT|DELETE /trusted-issuers/{id}
+//	GET    /peers, POST /peers                  every peer ({"items": [...]}: few, not paged); create
+//	GET|PUT|DELETE /peers/{issuer}              (the issuer percent-encoded as one segment)
 //	GET    /keys                                the signing keys (public parts, states, dates)
 //	POST   /keys/rotate                         the next key of every algorithm signs now
 package admin

@@ -194,6 +194,29 @@ func trustOut(t *storage.Trust) *TrustDoc {
 	return d
 }
 
+// PeerDoc is a peer authorization server (identity chaining), with the setup's names
+// ([provider.SetupPeer]).
+type PeerDoc struct {
+	provider.SetupPeer
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+// DecodePeer reads a peer document of a request.
+func DecodePeer(data []byte) (*provider.SetupPeer, error) {
+	var in provider.SetupPeer
+	if err := decode(data, &in); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+func peerOut(pe *storage.Peer) *PeerDoc {
+	d := &PeerDoc{SetupPeer: provider.PeerSetup(pe)}
+	d.CreatedAt, d.UpdatedAt = stamp(pe.CreatedAt), stamp(pe.UpdatedAt)
+	return d
+}
+
 func stamp(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil

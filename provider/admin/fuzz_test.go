@@ -15,6 +15,7 @@ func FuzzDecode(f *testing.F) {
 		`{"client_id":"a","client_name":"n","grant_types":["client_credentials"],"scope":"x y","resources":["https://a.example/"]}`,
 		`{"identifier":"https://a.example/","scopes":["x"],"access_token_ttl":"5m","default":true}`,
 		`{"issuer":"https://i.example","subject":"s","jwks_uri":"https://i.example/k","scopes":[],"resources":[]}`,
+		`{"issuer":"https://as.y.example","scopes":["s"],"claims":["act"],"max_grant_lifetime":"2m","signing_alg":"EdDSA"}`,
 		`{"client_id":"a","client_id":"b"}`, `{"Client_ID":"a"}`, `{"scope":"a  b"}`, `[]`, `{"jwks":{"keys":[{"kty":"EC"}]}}`,
 	} {
 		f.Add([]byte(seed))
@@ -28,6 +29,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if tr, err := admin.DecodeTrust(data); err == nil {
 			again(t, tr, func(b []byte) (any, error) { return admin.DecodeTrust(b) })
+		}
+		if pe, err := admin.DecodePeer(data); err == nil {
+			again(t, pe, func(b []byte) (any, error) { return admin.DecodePeer(b) })
 		}
 	})
 }
