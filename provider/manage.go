@@ -428,6 +428,18 @@ func (m *Manager) DeletePeer(ctx context.Context, issuer, by string) error {
 	return nil
 }
 
+// TokenActive reports whether token is an access token of this server that introspection
+// would call active: validly signed, unexpired, not revoked, its client not deleted. A store
+// that cannot be reached returns its error (neither active nor inactive). The admin API asks it
+// about every admin token, so that revoking one stops it at once, not when it expires.
+func (m *Manager) TokenActive(ctx context.Context, token string) (bool, error) {
+	claims, ok := m.p.signedAccessToken(ctx, token)
+	if !ok {
+		return false, nil
+	}
+	return m.p.live(ctx, token, claims)
+}
+
 // KeyInfo describes a signing key without its private part.
 type KeyInfo struct {
 	ID          string           `json:"kid"`

@@ -35,9 +35,9 @@ type Config struct {
 	Provider *provider.Provider
 	// Resource is the identifier of the admin API as a resource server of Provider: admin
 	// tokens must carry it as aud. Required. The API registers nothing itself: declare the
-	// resource server (with Scope among its scopes, and a short access_token_ttl — a token's
-	// revocation reaches the API only when it expires) and a client allowed to obtain tokens
-	// for it, in the setup or with the example's command line.
+	// resource server (with Scope among its scopes, and a short access_token_ttl) and a client
+	// allowed to obtain tokens for it, in the setup or with the example's command line. Admin
+	// tokens are checked against the store on every request: a revoked one stops at once.
 	Resource string
 	// Scope is the scope an admin token must carry. Default [DefaultScope].
 	Scope string
@@ -82,7 +82,14 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if client == nil {
 		client = &http.Client{Transport: inProcess{cfg.Provider}}
 	}
-	v, err := verify.New(ctx, verify.Config{Issuer: cfg.Provider.Issuer(), Audience: cfg.Resource, HTTPClient: client, Lazy: true})
+	// Every admin token is also checked against the store, as introspection would: a revoked
+	// one (or one of a deleted client) stops working at once, not when it expires.
+	revoked := func(ctx context.Context, token string, _ *verify.Claims) (bool, error) {
+		active, err := m.TokenActive(ctx, token)
+		return !active, err
+	}
+	v, err := verify.New(ctx, verify.Config{Issuer: cfg.Provider.Issuer(), Audience: cfg.Resource, HTTPClient: client, Lazy: true,
+		Revoked: revoked})
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}

@@ -451,3 +451,44 @@ func TestAdminAPIPeers(t *testing.T) {
 		t.Fatalf("delete a deleted peer: %d", resp.StatusCode)
 	}
 }
+
+// TestAdminAPIRevokedToken: an admin token revoked at the revocation endpoint (RFC 7009), or one
+// of a deleted client, stops working at once, not when it expires.
+func TestAdminAPIRevokedToken(t *testing.T) {
+	s := newServer(t)
+	ops := s.token("ops", "ops-secret-0123456789abcdef", adminAPI, "")
+	if resp, _ := s.call("GET", "/clients", ops, nil); resp.StatusCode != 200 {
+		t.Fatalf("before revocation: %d", resp.StatusCode)
+	}
+	form := url.Values{"token": {ops}}
+	req, _ := http.NewRequest("POST", s.srv.URL+"/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("ops", "ops-secret-0123456789abcdef")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, _ = s.call("GET", "/clients", ops, nil)
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "revoked") {
+		t.Fatalf("revoked admin token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+
+	// A second admin client's token dies with its client.
+	fresh := s.token("ops", "ops-secret-0123456789abcdef", adminAPI, "")
+	resp, m := s.call("POST", "/clients", fresh, map[string]any{"client_id": "ops2", "grant_types": []string{"client_credentials"},
+		"scope": "mandate:admin", "resources": []string{adminAPI}})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create ops2: %d %v", resp.StatusCode, m)
+	}
+	ops2 := s.token("ops2", m["client_secret"].(string), adminAPI, "")
+	if resp, _ := s.call("GET", "/keys", ops2, nil); resp.StatusCode != 200 {
+		t.Fatalf("ops2's token: %d", resp.StatusCode)
+	}
+	if resp, _ := s.call("DELETE", "/clients/ops2", fresh, nil); resp.StatusCode != 200 {
+		t.Fatalf("delete ops2: %d", resp.StatusCode)
+	}
+	if resp, _ := s.call("GET", "/keys", ops2, nil); resp.StatusCode != 401 {
+		t.Fatalf("a deleted client's admin token: %d", resp.StatusCode)
+	}
+}

@@ -38,6 +38,9 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof, method, uri str
 	if p.Thumbprint != c.Confirmation.JKT {
 		return nil, errOtherKey
 	}
+	if err := v.checkRevoked(ctx, token, c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

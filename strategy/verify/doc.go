@@ -117,4 +117,7 @@
 //   - Private, symmetric and encryption ("use":"enc") keys in a JWKS are skipped, never used.
 //   - New fetches the keys eagerly and fails if it cannot; [Config.Lazy] defers that to the first
 //     request for resource servers that must start while the authorization server is down.
+//   - Verification is local: a revoked token is accepted until it expires unless
+//     [Config.Revoked] asks someone (RFC 7662 introspection, a deny list) about every token that
+//     passed the other checks; when it cannot tell, the middleware answers 503, never 200.
 package verify

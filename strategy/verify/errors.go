@@ -58,6 +58,14 @@ var (
 	// token; [Verifier.Middleware] answers it with 503.
 	ErrKeysUnavailable = errors.New("verify: signing keys unavailable")
 
+	// ErrRevoked: [Config.Revoked] says the token was revoked.
+	ErrRevoked = errors.New("verify: token revoked")
+
+	// ErrRevocationUnavailable: [Config.Revoked] could not tell whether the token was revoked
+	// (its error is wrapped too). A server-side condition, not a bad token;
+	// [Verifier.Middleware] answers it with 503.
+	ErrRevocationUnavailable = errors.New("verify: revocation status unavailable")
+
 	// ErrConfig: [New] was given an invalid [Config].
 	ErrConfig = errors.New("verify: invalid configuration")
 )

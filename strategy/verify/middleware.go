@@ -47,9 +47,10 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 //   - a missing, duplicated or invalid proof: 401 invalid_dpop_proof naming the failed rule;
 //   - a proof without this server's current nonce ([Config.DPoPNonces]): 401 use_dpop_nonce
 //     with the nonce in a DPoP-Nonce header;
-//   - no key set could ever be fetched ([ErrKeysUnavailable]), or the replay cache failed: 503
-//     with Retry-After, no challenge — the request may be fine, the resource server cannot
-//     tell yet.
+//   - a token [Config.Revoked] calls revoked: 401 invalid_token;
+//   - no key set could ever be fetched ([ErrKeysUnavailable]), Config.Revoked could not tell
+//     ([ErrRevocationUnavailable]), or the replay cache failed: 503 with Retry-After, no
+//     challenge — the request may be fine, the resource server cannot tell yet.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, scheme, desc := v.accessToken(w, r)
@@ -90,7 +91,7 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 func (v *Verifier) refuse(w http.ResponseWriter, scheme string, err error) {
 	var nonce *dpop.NonceError
 	switch {
-	case errors.Is(err, ErrKeysUnavailable):
+	case errors.Is(err, ErrKeysUnavailable), errors.Is(err, ErrRevocationUnavailable):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "the access token cannot be validated right now", http.StatusServiceUnavailable)
 	case errors.As(err, &nonce):
@@ -328,7 +329,7 @@ func (v *Verifier) describeBinding(err error) string {
 // isTokenError reports whether err is one of Verify's errors about the token itself.
 func isTokenError(err error) bool {
 	for _, e := range []error{ErrMalformed, ErrType, ErrAlgorithm, ErrUnknownKey, ErrSignature, ErrIssuer,
-		ErrAudience, ErrExpired, ErrNotYetValid, ErrMissingClaim, ErrDecrypt, ErrBinding} {
+		ErrAudience, ErrExpired, ErrNotYetValid, ErrMissingClaim, ErrDecrypt, ErrBinding, ErrRevoked} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -359,6 +360,8 @@ func describe(err error) string {
 		return "a required claim is missing"
 	case errors.Is(err, ErrDecrypt):
 		return "the access token cannot be decrypted"
+	case errors.Is(err, ErrRevoked):
+		return "the access token has been revoked"
 	}
 	return "malformed access token"
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -366,5 +367,64 @@ func TestMiddlewareFormAndQueryOffByDefault(t *testing.T) {
 	}
 	if m := v.Metadata(); len(m.BearerMethodsSupported) != 1 || m.BearerMethodsSupported[0] != "header" {
 		t.Errorf("bearer_methods_supported = %q, want [header]", m.BearerMethodsSupported)
+	}
+}
+
+// TestRevokedHook: Config.Revoked is asked about a token that passed every other check, with
+// the token as presented; its answer refuses the token (401 invalid_token, "revoked") or, when
+// it cannot tell, makes the middleware answer 503 — for Verify and for the middleware alike.
+func TestRevokedHook(t *testing.T) {
+	clk := newClock()
+	k := newEdKey(t, "k1")
+	iss := newFakeIssuer(t, k)
+	good := k.token(t, k.header(), claimsAt(iss.issuer, clk.Now()))
+	var asked []string
+	answer := map[string]error{}
+	revoked := map[string]bool{}
+	cfg := iss.config(clk)
+	cfg.Revoked = func(_ context.Context, token string, c *Claims) (bool, error) {
+		asked = append(asked, c.ID)
+		return revoked[token], answer[token]
+	}
+	v, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(tok string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })).ServeHTTP(rec, req)
+		return rec
+	}
+
+	if c, err := v.Verify(context.Background(), good); err != nil || len(asked) != 1 || asked[0] != c.ID {
+		t.Fatalf("live token: %v, asked %v", err, asked)
+	}
+	if rec := serve(good); rec.Code != http.StatusNoContent {
+		t.Fatalf("live token through the middleware: %d", rec.Code)
+	}
+	// A token that fails verification is never asked about.
+	asked = nil
+	if _, err := v.Verify(context.Background(), k.token(t, k.header(), claimsAt("https://other.example", clk.Now()))); !errors.Is(err, ErrIssuer) || len(asked) != 0 {
+		t.Fatalf("bad token: %v, asked %v", err, asked)
+	}
+
+	revoked[good] = true
+	if _, err := v.Verify(context.Background(), good); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	rec := serve(good)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token", error_description="the access token has been revoked"`) {
+		t.Fatalf("revoked token through the middleware: %d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+
+	answer[good] = errors.New("introspection endpoint unreachable")
+	if _, err := v.Verify(context.Background(), good); !errors.Is(err, ErrRevocationUnavailable) || errors.Is(err, ErrRevoked) {
+		t.Fatalf("unanswered check: %v", err)
+	}
+	rec = serve(good)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || rec.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("unanswered check through the middleware: %d %v", rec.Code, rec.Header())
 	}
 }

@@ -181,6 +181,15 @@ type Config struct {
 	// could otherwise name any URI it likes. ExternalURL, when set, wins.
 	TrustForwardedHeaders bool
 
+	// Revoked, if set, is asked about every token that passed every other check (signature,
+	// claims, binding, proof) whether it was revoked since it was issued: a resource server that
+	// must not accept a revoked token until it expires asks the authorization server here
+	// (RFC 7662 introspection, a deny list; the admin API asks its provider in-process). true
+	// refuses the token with [ErrRevoked]; an error means the question could not be answered
+	// and is returned wrapped in [ErrRevocationUnavailable] ([Verifier.Middleware]: 503). It
+	// gets the token as presented (never log it) and its claims.
+	Revoked func(ctx context.Context, token string, c *Claims) (bool, error)
+
 	// Logger receives key-refresh failures and skipped JWKS keys. Nil means no logging.
 	Logger *slog.Logger
 
@@ -211,6 +220,8 @@ type Verifier struct {
 	dpopAlgs     string // the algs parameter of DPoP challenges
 	external     string // ExternalURL without a trailing slash
 	forwarded    bool
+
+	revoked func(ctx context.Context, token string, c *Claims) (bool, error)
 }
 
 // New checks cfg and returns a Verifier. Unless cfg.Lazy is set or static Keys are given, it
@@ -233,6 +244,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		metadata: cfg.ResourceMetadata,
 		query:    cfg.AllowQueryToken,
 		form:     cfg.AllowFormToken,
+		revoked:  cfg.Revoked,
 	}
 	if v.algs == nil {
 		v.algs = DefaultAlgorithms()
@@ -401,7 +413,25 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if c.Confirmation != nil {
 		return nil, errBound
 	}
+	if err := v.checkRevoked(ctx, raw, c); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkRevoked asks Config.Revoked, if set, about a token that passed every other check.
+func (v *Verifier) checkRevoked(ctx context.Context, raw string, c *Claims) error {
+	if v.revoked == nil {
+		return nil
+	}
+	revoked, err := v.revoked(ctx, raw, c)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrRevocationUnavailable, err)
+	case revoked:
+		return ErrRevoked
+	}
+	return nil
 }
 
 // verify is Verify without the refusal of sender-constrained tokens.
