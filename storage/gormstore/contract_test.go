@@ -418,6 +418,32 @@ func TestSQLiteDriverImportedOnce(t *testing.T) {
 	}
 }
 
+// TestBuildWithoutSQLite: with the mandate_nosqlite build tag the store links no SQLite
+// package, and Open refuses a sqlite: DSN (TestOpenWithoutSQLite, run in a build with the tag);
+// sqlite.go and sqlitewal.go, the only importers of the driver, carry the opposite tag.
+func TestBuildWithoutSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package's tests again with the tag")
+	}
+	goTool, err := osexec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not found")
+	}
+	out, err := osexec.Command(goTool, "list", "-deps", "-tags", "mandate_nosqlite", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.Contains(p, "sqlite") {
+			t.Errorf("built with mandate_nosqlite, the store links %s", p)
+		}
+	}
+	out, err = osexec.Command(goTool, "test", "-tags", "mandate_nosqlite", "-count=1", "-v", "-run", "^TestOpenWithoutSQLite$", ".").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestOpenWithoutSQLite") {
+		t.Fatalf("go test -tags mandate_nosqlite: %v\n%s", err, out)
+	}
+}
+
 // TestStoredRowShape: token rows are keyed by fixed-length hashes (a 342-byte RS256 signature
 // segment or a 64 KiB id alike), neither the signature nor the request id is stored in the
 // clear (nor when they are one and the same), session and request data are JSON, and

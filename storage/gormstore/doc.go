@@ -11,6 +11,10 @@
 // on start; migrations are idempotent and safe to run from many instances at once, and the
 // applied version is recorded in mandate_schema_version.
 //
+// A program that stores its tokens in PostgreSQL or MySQL can leave the SQLite runtime out of
+// its binary (about 10 MB) with the build tag mandate_nosqlite (go build -tags
+// mandate_nosqlite); Open then refuses sqlite: DSNs.
+//
 // How the contracts of [storage] are kept:
 //
 //   - Every row is keyed by the SHA-256 of its identifier (client ID, resource identifier,

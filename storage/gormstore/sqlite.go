@@ -1,3 +1,5 @@
+//go:build !mandate_nosqlite
+
 package gormstore
 
 // This file and sqlitewal.go (its VFS) are the only ones that import the SQLite driver

@@ -1,3 +1,5 @@
+//go:build !mandate_nosqlite
+
 package gormstore
 
 import (
