@@ -204,6 +204,17 @@ func encodeClient(c *storage.Client) ([]byte, error) {
 
 // SaveClient implements storage.ClientStore.
 func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
+	return wrap("save client", s.writeClient(ctx, c, func(db *gorm.DB, data []byte, now int64) error {
+		_, err := s.upsert(db, "mandate_clients", []string{"id_hash", "data", "created_at", "updated_at"},
+			[]any{key(c.ID), string(data), now, now})
+		return err
+	}))
+}
+
+// writeClient checks and encodes c, then runs write (an insert, update or upsert of its row,
+// given its document and the time) and announces the change, in one transaction; the read
+// cache forgets the client afterwards.
+func (s *Store) writeClient(ctx context.Context, c *storage.Client, write func(db *gorm.DB, data []byte, now int64) error) error {
 	if c == nil || c.ID == "" {
 		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
 	}
@@ -213,15 +224,12 @@ func (s *Store) SaveClient(ctx context.Context, c *storage.Client) error {
 	}
 	now := s.now().UnixNano()
 	defer s.written(ctx, dirtyClients, c.ID)
-	err = s.inTx(ctx, func(db *gorm.DB) error {
-		if _, err := s.upsert(db, "mandate_clients",
-			[]string{"id_hash", "data", "created_at", "updated_at"},
-			[]any{key(c.ID), string(data), now, now}); err != nil {
+	return s.inTx(ctx, func(db *gorm.DB) error {
+		if err := write(db, data, now); err != nil {
 			return err
 		}
 		return s.announce(db, changeClients)
 	})
-	return wrap("save client", err)
 }
 
 // DeleteClient implements storage.ClientStore.
@@ -475,21 +483,27 @@ func (s *Store) Trusts(ctx context.Context, issuer string) ([]storage.Trust, err
 	return out, nil
 }
 
-// SaveTrust implements storage.TrustStore. An empty ID is replaced by a random one, written
-// back to t.ID.
-func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
+// trustDoc checks t and returns its ID (a random one when t.ID is empty) and its document.
+func trustDoc(t *storage.Trust) (string, []byte, error) {
 	if t == nil || t.Issuer == "" {
-		return fmt.Errorf("%w: trust without issuer", ErrInvalidInput)
+		return "", nil, fmt.Errorf("%w: trust without issuer", ErrInvalidInput)
 	}
 	id := t.ID
 	if id == "" {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return wrap("trust id", err)
+			return "", nil, wrap("trust id", err)
 		}
 		id = hex.EncodeToString(b[:])
 	}
 	data, err := encodeTrust(t, id)
+	return id, data, err
+}
+
+// SaveTrust implements storage.TrustStore. An empty ID is replaced by a random one, written
+// back to t.ID.
+func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
+	id, data, err := trustDoc(t)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,7 @@ package gormstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,46 +89,29 @@ func (s *Store) ListClients(ctx context.Context, page storage.Page) ([]storage.C
 
 // CreateClient implements storage.ClientManager: an insert, which a taken ID fails.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
-	if c == nil || c.ID == "" {
-		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
-	}
-	data, err := encodeClient(c)
-	if err != nil {
+	err := s.writeClient(ctx, c, func(db *gorm.DB, data []byte, now int64) error {
+		_, err := exec(db, "INSERT INTO mandate_clients (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
+			key(c.ID), string(data), now, now)
+		return err
+	})
+	if errors.Is(err, ErrInvalidInput) {
 		return err
 	}
-	now := s.now().UnixNano()
-	defer s.written(ctx, dirtyClients, c.ID)
-	err = s.inTx(ctx, func(db *gorm.DB) error {
-		if _, err := exec(db, "INSERT INTO mandate_clients (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
-			key(c.ID), string(data), now, now); err != nil {
-			return err
-		}
-		return s.announce(db, changeClients)
-	})
 	return insertError("create client", err)
 }
 
 // UpdateClient implements storage.ClientManager: an update of the existing row.
 func (s *Store) UpdateClient(ctx context.Context, c *storage.Client) error {
-	if c == nil || c.ID == "" {
-		return fmt.Errorf("%w: client without ID", ErrInvalidInput)
-	}
-	data, err := encodeClient(c)
-	if err != nil {
-		return err
-	}
-	defer s.written(ctx, dirtyClients, c.ID)
-	err = s.inTx(ctx, func(db *gorm.DB) error {
-		n, err := exec(db, "UPDATE mandate_clients SET data = ?, updated_at = ? WHERE id_hash = ?",
-			string(data), s.now().UnixNano(), key(c.ID))
-		switch {
-		case err != nil:
-			return err
-		case n == 0:
+	err := s.writeClient(ctx, c, func(db *gorm.DB, data []byte, now int64) error {
+		n, err := exec(db, "UPDATE mandate_clients SET data = ?, updated_at = ? WHERE id_hash = ?", string(data), now, key(c.ID))
+		if err == nil && n == 0 {
 			return storage.ErrNotFound
 		}
-		return s.announce(db, changeClients)
+		return err
 	})
+	if errors.Is(err, ErrInvalidInput) {
+		return err
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.ErrNotFound
 	}
@@ -355,18 +336,7 @@ func (s *Store) ListTrusts(ctx context.Context, page storage.Page) ([]storage.Tr
 
 // CreateTrust implements storage.TrustManager.
 func (s *Store) CreateTrust(ctx context.Context, t *storage.Trust) error {
-	if t == nil || t.Issuer == "" {
-		return fmt.Errorf("%w: trust without issuer", ErrInvalidInput)
-	}
-	id := t.ID
-	if id == "" {
-		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return wrap("trust id", err)
-		}
-		id = hex.EncodeToString(b[:])
-	}
-	data, err := encodeTrust(t, id)
+	id, data, err := trustDoc(t)
 	if err != nil {
 		return err
 	}
