@@ -51,9 +51,10 @@ type Config struct {
 
 // Handler is the admin API, an http.Handler. Create it with [New].
 type Handler struct {
-	m      *provider.Manager
-	prefix string
-	guard  http.Handler // token check, then route
+	m       *provider.Manager
+	prefix  string
+	guard   http.Handler          // token check, then route
+	records map[string]collection // resource-servers, trusted-issuers, peers
 }
 
 // New validates cfg and returns the admin API. It does no network I/O: the issuer's keys are
@@ -94,6 +95,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	h := &Handler{m: m, prefix: cfg.Prefix}
+	h.records = h.collections()
 	h.guard = v.Middleware(v.RequireScope(cfg.Scope)(http.HandlerFunc(h.route)))
 	return h, nil
 }
@@ -131,7 +133,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 	case len(segs) == 1 && segs[0] == "clients":
 		switch r.Method {
 		case http.MethodGet:
-			h.listClients(ctx, w, r)
+			listPage(h.m.ListClients, func(c *storage.Client) *ClientDoc { return clientOut(c, "") })(ctx, w, r)
 		case http.MethodPost:
 			h.createClient(ctx, w, r, by)
 		default:
@@ -171,102 +173,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"client_id": segs[1], "client_secret": secret, "client_secret_expires_at": 0,
 			"previous_secret_valid": keep})
-	case len(segs) == 1 && segs[0] == "resource-servers":
-		switch r.Method {
-		case http.MethodGet:
-			h.listResourceServers(ctx, w, r)
-		case http.MethodPost:
-			h.saveResourceServer(ctx, w, r, "", by)
-		default:
-			notAllowed(w, "GET, POST")
-		}
-	case len(segs) == 2 && segs[0] == "resource-servers" && segs[1] != "":
-		switch r.Method {
-		case http.MethodGet:
-			rs, err := h.m.ResourceServer(ctx, segs[1])
-			if err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, resourceOut(rs))
-		case http.MethodPut:
-			h.saveResourceServer(ctx, w, r, segs[1], by)
-		case http.MethodDelete:
-			if err := h.m.DeleteResourceServer(ctx, segs[1], by); err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"deleted": segs[1]})
-		default:
-			notAllowed(w, "GET, PUT, DELETE")
-		}
-	case len(segs) == 1 && segs[0] == "trusted-issuers":
-		switch r.Method {
-		case http.MethodGet:
-			h.listTrusts(ctx, w, r)
-		case http.MethodPost:
-			h.saveTrust(ctx, w, r, "", by)
-		default:
-			notAllowed(w, "GET, POST")
-		}
-	case len(segs) == 2 && segs[0] == "trusted-issuers" && segs[1] != "":
-		switch r.Method {
-		case http.MethodGet:
-			t, err := h.m.Trust(ctx, segs[1])
-			if err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, trustOut(t))
-		case http.MethodPut:
-			h.saveTrust(ctx, w, r, segs[1], by)
-		case http.MethodDelete:
-			if err := h.m.DeleteTrust(ctx, segs[1], by); err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"deleted": segs[1]})
-		default:
-			notAllowed(w, "GET, PUT, DELETE")
-		}
-	case len(segs) == 1 && segs[0] == "peers":
-		switch r.Method {
-		case http.MethodGet:
-			peers, err := h.m.Peers(ctx)
-			if err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			items := make([]*PeerDoc, len(peers))
-			for i := range peers {
-				items[i] = peerOut(&peers[i])
-			}
-			writeJSON(w, http.StatusOK, listing{Items: items})
-		case http.MethodPost:
-			h.savePeer(ctx, w, r, "", by)
-		default:
-			notAllowed(w, "GET, POST")
-		}
-	case len(segs) == 2 && segs[0] == "peers" && segs[1] != "":
-		switch r.Method {
-		case http.MethodGet:
-			pe, err := h.m.Peer(ctx, segs[1])
-			if err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, peerOut(pe))
-		case http.MethodPut:
-			h.savePeer(ctx, w, r, segs[1], by)
-		case http.MethodDelete:
-			if err := h.m.DeletePeer(ctx, segs[1], by); err != nil {
-				writeStoreError(w, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"deleted": segs[1]})
-		default:
-			notAllowed(w, "GET, PUT, DELETE")
-		}
+	case h.records[segs[0]].get != nil && (len(segs) == 1 || len(segs) == 2 && segs[1] != ""):
+		h.serveCollection(ctx, w, r, h.records[segs[0]], segs, by)
 	case len(segs) == 1 && segs[0] == "keys":
 		if r.Method != http.MethodGet {
 			notAllowed(w, "GET")
@@ -308,58 +216,120 @@ func page(r *http.Request) (storage.Page, error) {
 	return p, nil
 }
 
-func (h *Handler) listClients(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	p, err := page(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), nil)
-		return
-	}
-	list, next, err := h.m.ListClients(ctx, p)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	items := make([]*ClientDoc, len(list))
-	for i := range list {
-		items[i] = clientOut(&list[i], "")
-	}
-	writeJSON(w, http.StatusOK, listing{Items: items, Next: next})
+// collection is a kind of record served at /NAME (GET lists, POST creates) and /NAME/{id}
+// (GET, PUT replaces, DELETE).
+type collection struct {
+	list func(ctx context.Context, w http.ResponseWriter, r *http.Request)
+	get  func(ctx context.Context, id string) (any, error)
+	save func(ctx context.Context, w http.ResponseWriter, r *http.Request, id, by string)
+	del  func(ctx context.Context, id, by string) error
 }
 
-func (h *Handler) listResourceServers(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	p, err := page(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), nil)
-		return
+// collections are the records with nothing but those routes: clients have more (a generated
+// secret, its rotation, the grants revoked with them).
+func (h *Handler) collections() map[string]collection {
+	return map[string]collection{
+		"resource-servers": {
+			list: listPage(h.m.ListResourceServers, resourceOut),
+			get:  getter(h.m.ResourceServer, resourceOut),
+			save: h.saveResourceServer,
+			del:  h.m.DeleteResourceServer,
+		},
+		"trusted-issuers": {
+			list: listPage(h.m.ListTrusts, trustOut),
+			get:  getter(h.m.Trust, trustOut),
+			save: h.saveTrust,
+			del:  h.m.DeleteTrust,
+		},
+		"peers": {
+			list: h.listPeers,
+			get:  getter(h.m.Peer, peerOut),
+			save: h.savePeer,
+			del:  h.m.DeletePeer,
+		},
 	}
-	list, next, err := h.m.ListResourceServers(ctx, p)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
-	items := make([]*ResourceDoc, len(list))
-	for i := range list {
-		items[i] = resourceOut(&list[i])
-	}
-	writeJSON(w, http.StatusOK, listing{Items: items, Next: next})
 }
 
-func (h *Handler) listTrusts(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	p, err := page(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), nil)
+// serveCollection serves segs ([NAME] or [NAME, id]) of the collection c.
+func (h *Handler) serveCollection(ctx context.Context, w http.ResponseWriter, r *http.Request, c collection, segs []string, by string) {
+	if len(segs) == 1 {
+		switch r.Method {
+		case http.MethodGet:
+			c.list(ctx, w, r)
+		case http.MethodPost:
+			c.save(ctx, w, r, "", by)
+		default:
+			notAllowed(w, "GET, POST")
+		}
 		return
 	}
-	list, next, err := h.m.ListTrusts(ctx, p)
+	id := segs[1]
+	switch r.Method {
+	case http.MethodGet:
+		doc, err := c.get(ctx, id)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, doc)
+	case http.MethodPut:
+		c.save(ctx, w, r, id, by)
+	case http.MethodDelete:
+		if err := c.del(ctx, id, by); err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"deleted": id})
+	default:
+		notAllowed(w, "GET, PUT, DELETE")
+	}
+}
+
+// getter reads one record with get and answers it as out renders it.
+func getter[T, D any](get func(context.Context, string) (*T, error), out func(*T) D) func(context.Context, string) (any, error) {
+	return func(ctx context.Context, id string) (any, error) {
+		rec, err := get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return out(rec), nil
+	}
+}
+
+// listPage answers a page of a listing (the after and limit query parameters) as out renders
+// each record.
+func listPage[T, D any](list func(context.Context, storage.Page) ([]T, string, error), out func(*T) D) func(context.Context, http.ResponseWriter, *http.Request) {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+		p, err := page(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), nil)
+			return
+		}
+		recs, next, err := list(ctx, p)
+		if err != nil {
+			writeStoreError(w, err)
+			return
+		}
+		items := make([]D, len(recs))
+		for i := range recs {
+			items[i] = out(&recs[i])
+		}
+		writeJSON(w, http.StatusOK, listing{Items: items, Next: next})
+	}
+}
+
+// listPeers answers every peer: there are few, and the listing is not paged.
+func (h *Handler) listPeers(ctx context.Context, w http.ResponseWriter, _ *http.Request) {
+	peers, err := h.m.Peers(ctx)
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
-	items := make([]*TrustDoc, len(list))
-	for i := range list {
-		items[i] = trustOut(&list[i])
+	items := make([]*PeerDoc, len(peers))
+	for i := range peers {
+		items[i] = peerOut(&peers[i])
 	}
-	writeJSON(w, http.StatusOK, listing{Items: items, Next: next})
+	writeJSON(w, http.StatusOK, listing{Items: items})
 }
 
 // listing is a page of a listing.
