@@ -62,27 +62,5 @@ func newBenchASWith(b testing.TB, opt func(*provider.Config)) *benchAS {
 		GCInterval: -1, StatelessAccessTokens: true,
 	}
 	opt(&cfg)
-	p, err := provider.New(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { p.Close() })
-	secret, err := provider.GenerateSecret()
-	if err != nil {
-		b.Fatal(err)
-	}
-	setup := provider.Setup{}
-	var resources []string
-	for _, alg := range benchAlgs {
-		setup.ResourceServers = append(setup.ResourceServers, provider.SetupResource{
-			Identifier: benchResource(alg), Scopes: []string{benchScope}, AccessTokenTTL: "10m", SigningAlg: alg,
-		})
-		resources = append(resources, benchResource(alg))
-	}
-	setup.Clients = []provider.SetupClient{{ClientID: benchClient, ClientSecret: secret, GrantTypes: []string{"client_credentials"},
-		Scopes: []string{benchScope}, Resources: resources}}
-	if err := p.Apply(context.Background(), &setup); err != nil {
-		b.Fatal(err)
-	}
-	return &benchAS{p: p, secret: secret}
+	return startBenchAS(b, cfg, 0)
 }

@@ -96,17 +96,22 @@ type benchAS struct {
 // under mandate's keyed hash, any other cost as a bcrypt hash of that cost.
 func newBenchAS(b testing.TB, st storage.Store, bcryptCost int, variant ...string) *benchAS {
 	b.Helper()
-	p, err := provider.New(context.Background(), provider.Config{
-		Issuer:                benchIssuer,
-		Secret:                testSecret(b),
-		Storage:               st,
-		SigningAlgorithms:     benchAlgs,
-		GCInterval:            -1,
+	return startBenchAS(b, provider.Config{
+		Issuer: benchIssuer, Secret: testSecret(b), Storage: st, SigningAlgorithms: benchAlgs, GCInterval: -1,
 		StatelessAccessTokens: len(variant) > 0 && variant[0] == "stateless",
-		// Warn and above, discarded: a benchmark times issuance, not a terminal printing a
-		// line per token (BenchmarkObservability measures the Info line by itself).
-		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}, bcryptCost)
+}
+
+// startBenchAS starts a provider with cfg and registers a resource server per algorithm and the
+// bench client (see newBenchAS for bcryptCost). Without a Logger it logs Warn and above to
+// nowhere: a benchmark times issuance, not a terminal printing a line per token
+// (BenchmarkObservability measures the Info line by itself).
+func startBenchAS(b testing.TB, cfg provider.Config, bcryptCost int) *benchAS {
+	b.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p, err := provider.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
