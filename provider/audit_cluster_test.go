@@ -2,7 +2,6 @@ package provider_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -74,24 +73,7 @@ func TestAuditReplicasStartTogetherAndSwitchKeysTogether(t *testing.T) {
 	}
 	a, b := replicas[0], replicas[1]
 
-	jwks := func(as *testAS) []string {
-		resp, err := http.Get(as.endpoint("jwks.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var set struct{ Keys []struct{ Kid string } }
-		if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, k := range set.Keys {
-			out = append(out, k.Kid)
-		}
-		slices.Sort(out)
-		return out
-	}
-	if ka, kb := jwks(a), jwks(b); !slices.Equal(ka, kb) || len(ka) != 6 {
+	if ka, kb := jwksKids(t, a), jwksKids(t, b); !slices.Equal(ka, kb) || len(ka) != 6 {
 		t.Fatalf("replicas publish %v and %v; want the same current and next key per algorithm", ka, kb)
 	}
 	kid := func(tok string, verifier *testAS) string {

@@ -399,9 +399,10 @@ func (h *Handler) updateClient(ctx context.Context, w http.ResponseWriter, r *ht
 
 // saveRecord answers the create (id "") or update (id from the path) of a record in the body:
 // decoded strictly, its identifier (*key) taken from the path on an update (a different one in
-// the body is refused, naming field), saved, and answered 201 or 200 with what save returns.
-func saveRecord[T any](w http.ResponseWriter, r *http.Request, id, field, what string, decode func([]byte) (*T, error),
-	key func(*T) *string, save func(in T, create bool) (any, error)) {
+// the body is refused, naming field), saved by save, and answered 201 or 200 as out renders it.
+func saveRecord[T, R, D any](ctx context.Context, w http.ResponseWriter, r *http.Request, id, by, field, what string,
+	decode func([]byte) (*T, error), key func(*T) *string,
+	save func(ctx context.Context, in T, create bool, by string) (*R, error), out func(*R) D) {
 	data, ok := readBody(w, r)
 	if !ok {
 		return
@@ -419,7 +420,7 @@ func saveRecord[T any](w http.ResponseWriter, r *http.Request, id, field, what s
 		}
 		*k = id
 	}
-	out, err := save(*in, id == "")
+	rec, err := save(ctx, *in, id == "", by)
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -428,45 +429,24 @@ func saveRecord[T any](w http.ResponseWriter, r *http.Request, id, field, what s
 	if id == "" {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, out)
+	writeJSON(w, status, out(rec))
 }
 
 func (h *Handler) saveResourceServer(ctx context.Context, w http.ResponseWriter, r *http.Request, id, by string) {
-	saveRecord(w, r, id, "identifier", "resource server", DecodeResource,
-		func(in *provider.SetupResource) *string { return &in.Identifier },
-		func(in provider.SetupResource, create bool) (any, error) {
-			rs, err := h.m.SaveResourceServer(ctx, in, create, by)
-			if err != nil {
-				return nil, err
-			}
-			return resourceOut(rs), nil
-		})
+	saveRecord(ctx, w, r, id, by, "identifier", "resource server", DecodeResource,
+		func(in *provider.SetupResource) *string { return &in.Identifier }, h.m.SaveResourceServer, resourceOut)
 }
 
 func (h *Handler) saveTrust(ctx context.Context, w http.ResponseWriter, r *http.Request, id, by string) {
-	saveRecord(w, r, id, "id", "trust", DecodeTrust,
-		func(in *provider.SetupTrust) *string { return &in.ID },
-		func(in provider.SetupTrust, create bool) (any, error) {
-			t, err := h.m.SaveTrust(ctx, in, create, by)
-			if err != nil {
-				return nil, err
-			}
-			return trustOut(t), nil
-		})
+	saveRecord(ctx, w, r, id, by, "id", "trust", DecodeTrust,
+		func(in *provider.SetupTrust) *string { return &in.ID }, h.m.SaveTrust, trustOut)
 }
 
 // savePeer creates (issuer "") or updates a peer; a peer is named by its issuer, percent-encoded
 // in the path.
 func (h *Handler) savePeer(ctx context.Context, w http.ResponseWriter, r *http.Request, issuer, by string) {
-	saveRecord(w, r, issuer, "issuer", "peer", DecodePeer,
-		func(in *provider.SetupPeer) *string { return &in.Issuer },
-		func(in provider.SetupPeer, create bool) (any, error) {
-			pe, err := h.m.SavePeer(ctx, in, create, by)
-			if err != nil {
-				return nil, err
-			}
-			return peerOut(pe), nil
-		})
+	saveRecord(ctx, w, r, issuer, by, "issuer", "peer", DecodePeer,
+		func(in *provider.SetupPeer) *string { return &in.Issuer }, h.m.SavePeer, peerOut)
 }
 
 // newClientID is a client_id for a client registered without one: 128 random bits.
