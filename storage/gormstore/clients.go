@@ -356,28 +356,45 @@ func (s *Store) readResourceServers(ctx context.Context) ([]storage.ResourceServ
 	return out, nil
 }
 
-// SaveResourceServer implements storage.ResourceStore. Saving a default one clears the flag on
-// every other in the same transaction; a unique index guarantees at most one default even
-// under concurrent saves (the loser gets storage.ErrConflict).
-func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServer) error {
+// resourceRow checks and encodes rs: its key, its is_default column (1 or NULL: the unique
+// index admits one 1) and its document.
+func resourceRow(rs *storage.ResourceServer) (hashKey, any, []byte, error) {
 	if rs == nil || rs.Identifier == "" {
-		return fmt.Errorf("%w: resource server without identifier", ErrInvalidInput)
+		return nil, nil, nil, fmt.Errorf("%w: resource server without identifier", ErrInvalidInput)
 	}
 	data, err := encodeResource(rs)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	id := key(rs.Identifier)
 	var isDefault any
 	if rs.Default {
 		isDefault = 1
 	}
+	return key(rs.Identifier), isDefault, data, nil
+}
+
+// clearOtherDefault clears the default flag of every other resource server when rs is the
+// default, inside the transaction that writes rs (id is its key).
+func clearOtherDefault(db *gorm.DB, rs *storage.ResourceServer, id hashKey) error {
+	if !rs.Default {
+		return nil
+	}
+	_, err := exec(db, "UPDATE mandate_resource_servers SET is_default = NULL WHERE is_default = 1 AND id_hash <> ?", id)
+	return err
+}
+
+// SaveResourceServer implements storage.ResourceStore. Saving a default one clears the flag on
+// every other in the same transaction; a unique index guarantees at most one default even
+// under concurrent saves (the loser gets storage.ErrConflict).
+func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServer) error {
+	id, isDefault, data, err := resourceRow(rs)
+	if err != nil {
+		return err
+	}
 	save := func(db *gorm.DB) error {
 		now := s.now().UnixNano()
-		if rs.Default {
-			if _, err := exec(db, "UPDATE mandate_resource_servers SET is_default = NULL WHERE is_default = 1 AND id_hash <> ?", id); err != nil {
-				return err
-			}
+		if err := clearOtherDefault(db, rs, id); err != nil {
+			return err
 		}
 		if _, err := s.upsert(db, "mandate_resource_servers",
 			[]string{"id_hash", "is_default", "data", "created_at", "updated_at"},

@@ -245,25 +245,15 @@ func (s *Store) UpdateResourceServer(ctx context.Context, rs *storage.ResourceSe
 // writeResource inserts (create) or updates a resource server, clearing the other default in
 // the same transaction when rs is the default.
 func (s *Store) writeResource(ctx context.Context, rs *storage.ResourceServer, create bool) error {
-	if rs == nil || rs.Identifier == "" {
-		return fmt.Errorf("%w: resource server without identifier", ErrInvalidInput)
-	}
-	data, err := encodeResource(rs)
+	id, isDefault, data, err := resourceRow(rs)
 	if err != nil {
 		return err
-	}
-	id := key(rs.Identifier)
-	var isDefault any
-	if rs.Default {
-		isDefault = 1
 	}
 	defer s.written(ctx, dirtyResources, "")
 	err = s.inTx(ctx, func(db *gorm.DB) error {
 		now := s.now().UnixNano()
-		if rs.Default {
-			if _, err := exec(db, "UPDATE mandate_resource_servers SET is_default = NULL WHERE is_default = 1 AND id_hash <> ?", id); err != nil {
-				return err
-			}
+		if err := clearOtherDefault(db, rs, id); err != nil {
+			return err
 		}
 		if create {
 			if _, err := exec(db, "INSERT INTO mandate_resource_servers (id_hash, is_default, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
