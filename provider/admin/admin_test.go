@@ -415,6 +415,28 @@ func TestAdminAPIPeers(t *testing.T) {
 		t.Fatal("the peer's signing_alg got no keys")
 	}
 
+	// Hostile bodies: a repeated or case-variant member, a huge body, another media type.
+	for name, body := range map[string]string{
+		"repeated member":     `{"issuer":"https://as.z.example","issuer":"https://as.w.example","scopes":[],"claims":[]}`,
+		"case-variant member": `{"issuer":"https://as.z.example","Issuer":"https://as.w.example","scopes":[],"claims":[]}`,
+		"not JSON":            `{"issuer":`,
+	} {
+		if resp, m := s.call("POST", "/peers", ops, body); resp.StatusCode != 400 || m["error"] == "server_error" {
+			t.Fatalf("%s: %d %v", name, resp.StatusCode, m)
+		}
+	}
+	if resp, _ := s.call("POST", "/peers", ops, `{"issuer":"`+strings.Repeat("a", 300<<10)+`"}`); resp.StatusCode != 413 {
+		t.Fatalf("a 300 KiB body: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", s.srv.URL+"/admin/peers", strings.NewReader(`{"issuer":"https://as.z.example","scopes":[],"claims":[]}`))
+	req.Header.Set("Authorization", "Bearer "+ops)
+	req.Header.Set("Content-Type", "text/plain")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 415 {
+		t.Fatalf("text/plain body: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	for name, tc := range map[string]struct {
 		method, path string
 		body         map[string]any
