@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
+	"github.com/mandate-dev/mandate/strategy/verify"
 )
 
 // Manager changes the provider's clients, resource servers, trusted issuers and signing keys
@@ -428,16 +430,15 @@ func (m *Manager) DeletePeer(ctx context.Context, issuer, by string) error {
 	return nil
 }
 
-// TokenActive reports whether token is an access token of this server that introspection
-// would call active: validly signed, unexpired, not revoked, its client not deleted. A store
-// that cannot be reached returns its error (neither active nor inactive). The admin API asks it
-// about every admin token, so that revoking one stops it at once, not when it expires.
-func (m *Manager) TokenActive(ctx context.Context, token string) (bool, error) {
-	claims, ok := m.p.signedAccessToken(ctx, token)
-	if !ok {
-		return false, nil
-	}
-	return m.p.live(ctx, token, claims)
+// Revoked is a verify.Config.Revoked for this provider's access tokens: whether introspection
+// would call token inactive although it verified — revoked, or its client deleted. c must come
+// from a verifier of this issuer (the signature is not checked again). A store that cannot be
+// reached returns its error. The admin API asks it about every admin token, so that revoking
+// one stops it at once, not when it expires.
+func (m *Manager) Revoked(ctx context.Context, token string, c *verify.Claims) (bool, error) {
+	claims := map[string]any{"client_id": c.ClientID, "jti": c.ID, "iat": json.Number(strconv.FormatInt(c.IssuedAt.Unix(), 10))}
+	live, err := m.p.live(ctx, token, claims)
+	return !live, err
 }
 
 // KeyInfo describes a signing key without its private part.

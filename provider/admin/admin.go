@@ -85,12 +85,8 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	// Every admin token is also checked against the store, as introspection would: a revoked
 	// one (or one of a deleted client) stops working at once, not when it expires.
-	revoked := func(ctx context.Context, token string, _ *verify.Claims) (bool, error) {
-		active, err := m.TokenActive(ctx, token)
-		return !active, err
-	}
 	v, err := verify.New(ctx, verify.Config{Issuer: cfg.Provider.Issuer(), Audience: cfg.Resource, HTTPClient: client, Lazy: true,
-		Revoked: revoked})
+		Revoked: m.Revoked})
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
