@@ -383,10 +383,9 @@ func (m *Manager) Peer(ctx context.Context, issuer string) (*storage.Peer, error
 	return m.p.store.Peer(ctx, issuer)
 }
 
-// SavePeer creates (create true: storage.ErrConflict if the issuer is registered) or updates
-// (storage.ErrNotFound if it is not) the peer sp describes, with the setup's rules; a
-// signing_alg without keys gets them, as in Apply. The store offers peers no create-only
-// write: two concurrent creates of one issuer both succeed, and the later record stays.
+// SavePeer creates (create true: storage.ErrConflict if the issuer is registered, also when
+// another create of it wins a race) or updates (storage.ErrNotFound if it is not) the peer sp
+// describes, with the setup's rules; a signing_alg without keys gets them, as in Apply.
 func (m *Manager) SavePeer(ctx context.Context, sp SetupPeer, create bool, by string) (*storage.Peer, error) {
 	if sp.Issuer == m.p.issuer {
 		return nil, invalid("issuer", "%q is this provider's own issuer; a server is not its own peer", sp.Issuer)
@@ -394,23 +393,21 @@ func (m *Manager) SavePeer(ctx context.Context, sp SetupPeer, create bool, by st
 	if err := m.checkOne(ctx, "peers", &Setup{Peers: []SetupPeer{sp}}); err != nil {
 		return nil, err
 	}
-	action := "update"
-	_, err := m.p.store.Peer(ctx, sp.Issuer)
-	switch {
-	case err == nil && create:
-		return nil, fmt.Errorf("provider: create peer: %w", storage.ErrConflict)
-	case errors.Is(err, storage.ErrNotFound) && !create:
-		return nil, fmt.Errorf("provider: update peer: %w", err)
-	case errors.Is(err, storage.ErrNotFound):
-		action = "create"
-	case err != nil:
-		return nil, err
+	action, write := "update", m.st.UpdatePeer
+	if create {
+		action, write = "create", m.st.CreatePeer
+		// Refused before any key is made for it; CreatePeer decides a race.
+		if _, err := m.p.store.Peer(ctx, sp.Issuer); err == nil {
+			return nil, fmt.Errorf("provider: create peer: %w", storage.ErrConflict)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
 	}
 	if err := m.p.ensureKey(ctx, sp.SigningAlg); err != nil {
 		return nil, invalid("signing_alg", "%q: %v", sp.SigningAlg, err)
 	}
 	rec := sp.record()
-	if err := m.p.store.SavePeer(ctx, rec); err != nil {
+	if err := write(ctx, rec); err != nil {
 		return nil, fmt.Errorf("provider: %s peer: %w", action, err)
 	}
 	m.changed(ctx, action, "peer", rec.Issuer, by)

@@ -108,3 +108,46 @@ func TestDeletedClientTokensInactive(t *testing.T) {
 		}
 	}
 }
+
+// blindPeers hides every registered peer from Peer: as if another instance created the peer
+// between the Manager's check and its write.
+type blindPeers struct{ managedStore }
+
+type managedStore interface {
+	storage.Store
+	storage.Manager
+}
+
+func (blindPeers) Peer(context.Context, string) (*storage.Peer, error) {
+	return nil, storage.ErrNotFound
+}
+
+// TestManagerCreatePeerRace: a create of a peer that another create registered first fails with
+// ErrConflict and leaves the first record as it was, even when the Manager's own check missed
+// it; an update of a peer that is not there creates nothing.
+func TestManagerCreatePeerRace(t *testing.T) {
+	st := newStore(t)
+	const peer = "https://as.y.example"
+	ctx := context.Background()
+	if err := st.SavePeer(ctx, &storage.Peer{Issuer: peer, Name: "first", Scopes: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	as := newASWith(t, blindPeers{st.(managedStore)}, testSecret(t), "")
+	m, err := as.p.Manager()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SavePeer(ctx, provider.SetupPeer{Issuer: peer, Name: "second", Scopes: []string{}, Claims: []string{}}, true, ""); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("create of a registered peer = %v, want ErrConflict", err)
+	}
+	if got, err := st.Peer(ctx, peer); err != nil || got.Name != "first" {
+		t.Fatalf("the first peer after a losing create: %+v, %v", got, err)
+	}
+	const missing = "https://as.z.example"
+	if _, err := m.SavePeer(ctx, provider.SetupPeer{Issuer: missing, Scopes: []string{}, Claims: []string{}}, false, ""); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("update of a missing peer = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Peer(ctx, missing); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("an update created the peer: %v", err)
+	}
+}

@@ -82,12 +82,23 @@ type TrustManager interface {
 	UpdateTrust(ctx context.Context, t *Trust) error
 }
 
+// PeerManager is the management side of the [PeerStore]: writes that fail instead of
+// replacing, so that of two concurrent creates of one issuer exactly one succeeds.
+type PeerManager interface {
+	// CreatePeer stores a new peer; ErrConflict if its Issuer is registered.
+	CreatePeer(ctx context.Context, p *Peer) error
+	// UpdatePeer replaces the peer with the same Issuer, keeping its CreatedAt; ErrNotFound if
+	// there is none.
+	UpdatePeer(ctx context.Context, p *Peer) error
+}
+
 // Manager is every management role: what the admin API and the command line need of a store
 // besides [Store]. It is optional: a [Store] without it still serves tokens.
 type Manager interface {
 	ClientManager
 	ResourceManager
 	TrustManager
+	PeerManager
 }
 
 // Pinger is an optional upgrade of a [Store]: whether the database answers, for readiness

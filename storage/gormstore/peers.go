@@ -82,15 +82,20 @@ func (s *Store) Peers(ctx context.Context) ([]storage.Peer, error) {
 	return out, nil
 }
 
-// SavePeer implements storage.PeerStore.
-func (s *Store) SavePeer(ctx context.Context, p *storage.Peer) error {
+// peerDoc checks p and returns its stored document.
+func peerDoc(p *storage.Peer) ([]byte, error) {
 	if p == nil || p.Issuer == "" {
-		return fmt.Errorf("%w: peer without issuer", ErrInvalidInput)
+		return nil, fmt.Errorf("%w: peer without issuer", ErrInvalidInput)
 	}
-	data, err := encode("peer", peerRecord{
+	return encode("peer", peerRecord{
 		Issuer: p.Issuer, Name: p.Name, TokenEndpoint: p.TokenEndpoint, Scopes: p.Scopes, Claims: p.Claims,
 		MaxGrantLifetime: p.MaxGrantLifetime, SigningAlg: p.SigningAlg,
 	})
+}
+
+// SavePeer implements storage.PeerStore.
+func (s *Store) SavePeer(ctx context.Context, p *storage.Peer) error {
+	data, err := peerDoc(p)
 	if err != nil {
 		return err
 	}
@@ -99,6 +104,39 @@ func (s *Store) SavePeer(ctx context.Context, p *storage.Peer) error {
 		[]string{"id_hash", "data", "created_at", "updated_at"},
 		[]any{key(p.Issuer), string(data), now, now})
 	return wrap("save peer", err)
+}
+
+// CreatePeer implements storage.PeerManager: one INSERT, which the primary key makes fail
+// for an issuer already registered.
+func (s *Store) CreatePeer(ctx context.Context, p *storage.Peer) error {
+	data, err := peerDoc(p)
+	if err != nil {
+		return err
+	}
+	now := s.now().UnixNano()
+	_, err = exec(s.conn(ctx), "INSERT INTO mandate_peers (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
+		key(p.Issuer), string(data), now, now)
+	if err != nil {
+		return insertError("create peer", err)
+	}
+	return nil
+}
+
+// UpdatePeer implements storage.PeerManager.
+func (s *Store) UpdatePeer(ctx context.Context, p *storage.Peer) error {
+	data, err := peerDoc(p)
+	if err != nil {
+		return err
+	}
+	n, err := exec(s.conn(ctx), "UPDATE mandate_peers SET data = ?, updated_at = ? WHERE id_hash = ?",
+		string(data), s.now().UnixNano(), key(p.Issuer))
+	if err != nil {
+		return wrap("update peer", err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
 }
 
 // DeletePeer implements storage.PeerStore.

@@ -312,15 +312,27 @@ func testManageTrusts(t *testing.T, s storage.Store) {
 // testRaceCreateClient: of concurrent creates of one ID exactly one succeeds.
 func testRaceCreateClient(t *testing.T, s storage.Store) {
 	m := manager(t, s)
+	raceCreate(t, "CreateClient", func(i int) error {
+		return m.CreateClient(context.Background(), &storage.Client{ID: "contended", Name: fmt.Sprint(i)})
+	})
+}
+
+// testRaceCreatePeer: of concurrent creates of one issuer exactly one succeeds.
+func testRaceCreatePeer(t *testing.T, s storage.Store) {
+	m := manager(t, s)
+	raceCreate(t, "CreatePeer", func(i int) error {
+		return m.CreatePeer(context.Background(), &storage.Peer{Issuer: "https://contended.example", Name: fmt.Sprint(i)})
+	})
+}
+
+// raceCreate runs create 8 times at once and checks that exactly one succeeded and the others
+// got ErrConflict.
+func raceCreate(t *testing.T, what string, create func(i int) error) {
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.CreateClient(context.Background(), &storage.Client{ID: "contended", Name: fmt.Sprint(i)})
-		}()
+		wg.Go(func() { errs[i] = create(i) })
 	}
 	wg.Wait()
 	ok := 0
@@ -329,11 +341,44 @@ func testRaceCreateClient(t *testing.T, s storage.Store) {
 		case err == nil:
 			ok++
 		case !errors.Is(err, storage.ErrConflict):
-			t.Errorf("CreateClient: %v, want nil or ErrConflict", err)
+			t.Errorf("%s: %v, want nil or ErrConflict", what, err)
 		}
 	}
 	if ok != 1 {
-		t.Errorf("%d concurrent creates of one client succeeded, want 1", ok)
+		t.Errorf("%d concurrent %ss of one record succeeded, want 1", ok, what)
+	}
+}
+
+// testManagePeers: CreatePeer refuses a registered issuer, UpdatePeer an unknown one and keeps
+// the creation time.
+func testManagePeers(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	m := manager(t, s)
+	y := &storage.Peer{Issuer: "https://as.y.example", Name: "Y", Scopes: []string{"a"}}
+	wantNotFound(t, "UpdatePeer(missing)", m.UpdatePeer(ctx, y))
+	if _, err := s.Peer(ctx, y.Issuer); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("UpdatePeer(missing) created it: %v", err)
+	}
+	must(t, "CreatePeer", m.CreatePeer(ctx, y))
+	created, err := s.Peer(ctx, y.Issuer)
+	must(t, "Peer", err)
+	if !samePeer(created, y) {
+		t.Errorf("created peer = %+v, want %+v", created, y)
+	}
+	if err := m.CreatePeer(ctx, &storage.Peer{Issuer: y.Issuer, Name: "other"}); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("CreatePeer(taken) = %v, want ErrConflict", err)
+	}
+	y.Name, y.Scopes = "Y2", []string{"b"}
+	must(t, "UpdatePeer", m.UpdatePeer(ctx, y))
+	got, err := s.Peer(ctx, y.Issuer)
+	must(t, "Peer", err)
+	if !samePeer(got, y) || !got.CreatedAt.Equal(created.CreatedAt) {
+		t.Errorf("updated peer = %+v (created %v), want %+v (created %v)", got, got.CreatedAt, y, created.CreatedAt)
+	}
+	for _, bad := range []*storage.Peer{nil, {}} {
+		if m.CreatePeer(ctx, bad) == nil || m.UpdatePeer(ctx, bad) == nil {
+			t.Errorf("a peer without issuer (%v) was accepted", bad)
+		}
 	}
 }
 

@@ -60,6 +60,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Manage/ResourceServers", testManageResourceServers},
 		{"Manage/Trusts", testManageTrusts},
 		{"Manage/RaceCreateClient", testRaceCreateClient},
+		{"Manage/Peers", testManagePeers},
+		{"Manage/RaceCreatePeer", testRaceCreatePeer},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
