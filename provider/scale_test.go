@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/storage/gormstore"
@@ -269,6 +271,27 @@ func clusterChanges(t *testing.T, rr *roundRobin) {
 		for i, as := range others {
 			d := eventually(t, "the deletion at another instance", func() bool { return doomed(as) == 401 })
 			t.Logf("instance %d: the deleted client is refused after %v", i+1, d.Round(time.Millisecond))
+		}
+	})
+	t.Run("trust deleted on one instance", func(t *testing.T) {
+		idp := genKey(t, jose.ES256, "cluster-idp-1")
+		a.saveTrust(storage.Trust{ID: "cluster-idp", Issuer: idpIssuer, Subject: "svc-a", JWKS: idp.jwks(),
+			Scopes: []string{"orders:read"}, Resources: []string{orders}})
+		grant := func(as *testAS) int {
+			// Addressed to the issuer the instances share (each has a token endpoint of its own).
+			claims := as.assertionClaims(idpIssuer, "svc-a", "aud", as.issuer)
+			resp, _ := as.post("token", url.Values{"grant_type": {jwtBearer}, "assertion": {idp.sign(t, claims)}}, "", "")
+			return resp.StatusCode
+		}
+		for _, as := range others { // cached there now
+			eventually(t, "the new trust at another instance", func() bool { return grant(as) == 200 })
+		}
+		if err := a.store.DeleteTrust(ctx, "cluster-idp"); err != nil {
+			t.Fatal(err)
+		}
+		for i, as := range others {
+			d := eventually(t, "the deletion at another instance", func() bool { return grant(as) == 400 })
+			t.Logf("instance %d: the deleted trust's assertions are refused after %v", i+1, d.Round(time.Millisecond))
 		}
 	})
 }

@@ -43,30 +43,62 @@ func benchClient() *storage.Client {
 		Resources: []string{"https://api.example/"}}
 }
 
-// BenchmarkClientLookup measures Client, as the token endpoint calls it for every request:
-// Cached serves it from memory (the default), Uncached is one primary-key read and a JSON
-// decode.
-func BenchmarkClientLookup(b *testing.B) {
+// BenchmarkLookup measures the reads of the grant paths: Client, as the token endpoint calls it
+// for every request, Trusts, as the jwt-bearer grant calls it for every assertion, and Peer, as
+// a token exchange for a peer's grant calls it. Cached serves them from memory (the default),
+// Uncached is one indexed read and a JSON decode.
+func BenchmarkLookup(b *testing.B) {
+	lookups := []struct {
+		name string
+		save func(ctx context.Context, s *Store) error
+		read func(ctx context.Context, s *Store) error
+	}{{
+		"Client",
+		func(ctx context.Context, s *Store) error { return s.SaveClient(ctx, benchClient()) },
+		func(ctx context.Context, s *Store) error { _, err := s.Client(ctx, "client-1"); return err },
+	}, {
+		"Trusts",
+		func(ctx context.Context, s *Store) error {
+			return s.SaveTrust(ctx, &storage.Trust{Issuer: "https://idp.example", JWKSURI: "https://idp.example/jwks",
+				Subject: "svc", Scopes: []string{"orders:read"}, Resources: []string{"https://api.example/"}})
+		},
+		func(ctx context.Context, s *Store) error {
+			list, err := s.Trusts(ctx, "https://idp.example")
+			if err == nil && len(list) != 1 {
+				err = fmt.Errorf("%d trusts", len(list))
+			}
+			return err
+		},
+	}, {
+		"Peer",
+		func(ctx context.Context, s *Store) error {
+			return s.SavePeer(ctx, &storage.Peer{Issuer: "https://as.y.example", TokenEndpoint: "https://as.y.example/token",
+				Scopes: []string{"stock:read"}, Claims: []string{"act"}})
+		},
+		func(ctx context.Context, s *Store) error { _, err := s.Peer(ctx, "https://as.y.example"); return err },
+	}}
 	for _, be := range benchBackends() {
-		if be.name == "SQLiteDirect" {
+		if strings.HasSuffix(be.name, "Direct") {
 			continue // reads do not go through the writer
 		}
 		for _, mode := range []struct {
 			name string
 			ttl  time.Duration
 		}{{"Cached", DefaultCacheTTL}, {"Uncached", 0}} {
-			b.Run(be.name+"/"+mode.name, func(b *testing.B) {
-				s := benchStore(b, be, WithCache(mode.ttl))
-				ctx := context.Background()
-				must(b, s.SaveClient(ctx, benchClient()))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					if _, err := s.Client(ctx, "client-1"); err != nil {
-						b.Fatal(err)
+			for _, l := range lookups {
+				b.Run(be.name+"/"+l.name+"/"+mode.name, func(b *testing.B) {
+					s := benchStore(b, be, WithCache(mode.ttl))
+					ctx := context.Background()
+					must(b, l.save(ctx, s))
+					b.ReportAllocs()
+					b.ResetTimer()
+					for b.Loop() {
+						if err := l.read(ctx, s); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }

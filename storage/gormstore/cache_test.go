@@ -93,12 +93,95 @@ func TestCacheNotFoundNotCached(t *testing.T) {
 			t.Fatalf("unknown client: %v", err)
 		}
 	}
-	if n := len(a.cache.clients); n != 0 {
+	if n := len(a.cache.clients.m); n != 0 {
 		t.Errorf("%d cache entries after unknown lookups, want 0", n)
 	}
 	must(t, b.SaveClient(ctx, &storage.Client{ID: "unknown-1"}))
 	if _, err := a.Client(ctx, "unknown-1"); err != nil {
 		t.Errorf("client created on another instance: %v", err)
+	}
+}
+
+// TestCacheTrustsAndPeers: trusts (by issuer) and peers are cached like clients — another
+// instance's change is seen within ttl, this store's own writes at once, an issuer without
+// trusts is not cached, and callers get copies.
+func TestCacheTrustsAndPeers(t *testing.T) {
+	a, b, clock := cachedPair(t, 5*time.Second)
+	ctx := context.Background()
+	const idp, peer = "https://idp.example", "https://as.y.example"
+	trustScopes := func(s *Store) []string {
+		t.Helper()
+		list, err := s.Trusts(ctx, idp)
+		must(t, err)
+		if len(list) == 0 {
+			return nil
+		}
+		return list[0].Scopes
+	}
+	peerScopes := func(s *Store) []string {
+		t.Helper()
+		p, err := s.Peer(ctx, peer)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		must(t, err)
+		return p.Scopes
+	}
+	// No trust yet: nothing is cached, so a trust created elsewhere is found at once.
+	if got := trustScopes(a); got != nil {
+		t.Fatalf("trusts before any: %v", got)
+	}
+	if _, err := a.Peer(ctx, peer); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("peer before any: %v", err)
+	}
+	if n, m := len(a.cache.trusts.m), len(a.cache.peers.m); n+m != 0 {
+		t.Fatalf("%d trust and %d peer entries cached for unknown issuers", n, m)
+	}
+	must(t, b.CreateTrust(ctx, &storage.Trust{ID: "t", Issuer: idp, Scopes: []string{"v1"}}))
+	must(t, b.CreatePeer(ctx, &storage.Peer{Issuer: peer, Scopes: []string{"v1"}}))
+	if got, p := trustScopes(a), peerScopes(a); !slices.Equal(got, []string{"v1"}) || !slices.Equal(p, []string{"v1"}) {
+		t.Fatalf("created on the other instance: trust %v, peer %v", got, p)
+	}
+
+	// Changed on the other instance: the cached copies stay until ttl.
+	must(t, b.UpdateTrust(ctx, &storage.Trust{ID: "t", Issuer: idp, Scopes: []string{"v2"}}))
+	must(t, b.UpdatePeer(ctx, &storage.Peer{Issuer: peer, Scopes: []string{"v2"}}))
+	if got, p := trustScopes(a), peerScopes(a); !slices.Equal(got, []string{"v1"}) || !slices.Equal(p, []string{"v1"}) {
+		t.Errorf("other instance within ttl: trust %v, peer %v, want the cached v1 (is the cache on?)", got, p)
+	}
+	clock.advance(5 * time.Second)
+	if got, p := trustScopes(a), peerScopes(a); !slices.Equal(got, []string{"v2"}) || !slices.Equal(p, []string{"v2"}) {
+		t.Errorf("other instance after ttl: trust %v, peer %v, want v2", got, p)
+	}
+
+	// This store's own writes: seen at once, moving a trust to another issuer included.
+	must(t, a.SaveTrust(ctx, &storage.Trust{ID: "t", Issuer: idp, Scopes: []string{"v3"}}))
+	must(t, a.SavePeer(ctx, &storage.Peer{Issuer: peer, Scopes: []string{"v3"}}))
+	if got, p := trustScopes(a), peerScopes(a); !slices.Equal(got, []string{"v3"}) || !slices.Equal(p, []string{"v3"}) {
+		t.Errorf("after own saves: trust %v, peer %v, want v3", got, p)
+	}
+	must(t, a.UpdateTrust(ctx, &storage.Trust{ID: "t", Issuer: "https://moved.example", Scopes: []string{"v4"}}))
+	if got := trustScopes(a); got != nil {
+		t.Errorf("trusts of the old issuer after the trust moved: %v", got)
+	}
+	must(t, a.SaveTrust(ctx, &storage.Trust{ID: "t", Issuer: idp, Scopes: []string{"v5"}}))
+	trustScopes(a)
+
+	// Copies: a caller's change reaches neither the cache nor other callers.
+	list, err := a.Trusts(ctx, idp)
+	must(t, err)
+	list[0].Scopes[0] = "x"
+	p, err := a.Peer(ctx, peer)
+	must(t, err)
+	p.Scopes[0] = "x"
+	if got, p := trustScopes(a), peerScopes(a); !slices.Equal(got, []string{"v5"}) || !slices.Equal(p, []string{"v3"}) {
+		t.Errorf("a caller's change reached the cache: trust %v, peer %v", got, p)
+	}
+
+	must(t, a.DeleteTrust(ctx, "t"))
+	must(t, a.DeletePeer(ctx, peer))
+	if got, p := trustScopes(a), peerScopes(a); got != nil || p != nil {
+		t.Errorf("after own deletes: trust %v, peer %v", got, p)
 	}
 }
 
@@ -216,32 +299,32 @@ func TestCacheClones(t *testing.T) {
 // TestCacheGenerations: a read that started before an invalidation does not store its result.
 func TestCacheGenerations(t *testing.T) {
 	c := newReadCache(time.Hour)
-	gen := c.clientGeneration()
-	c.invalidateClient("other")
-	c.putClient(gen, "c", &storage.Client{ID: "c"})
-	if _, ok := c.client("c"); ok {
+	gen := generation(c, &c.clients)
+	invalidate(c, &c.clients, "other", false)
+	store(c, &c.clients, gen, "c", &storage.Client{ID: "c"})
+	if _, ok := cached(c, &c.clients, "c"); ok {
 		t.Error("a read from before an invalidation was cached")
 	}
-	c.putClient(c.clientGeneration(), "c", &storage.Client{ID: "c"})
-	if _, ok := c.client("c"); !ok {
+	store(c, &c.clients, generation(c, &c.clients), "c", &storage.Client{ID: "c"})
+	if _, ok := cached(c, &c.clients, "c"); !ok {
 		t.Error("a current read was not cached")
 	}
-	rgen := c.resourceGeneration()
+	rgen, lgen := generation(c, &c.resources), generation(c, &c.list)
 	c.invalidateResources()
-	c.putResourceServer(rgen, "r", &storage.ResourceServer{Identifier: "r"})
-	c.putResourceServers(rgen, []storage.ResourceServer{{Identifier: "r"}})
-	if _, ok := c.resourceServer("r"); ok {
+	store(c, &c.resources, rgen, "r", &storage.ResourceServer{Identifier: "r"})
+	store(c, &c.list, lgen, "", []storage.ResourceServer{{Identifier: "r"}})
+	if _, ok := cached(c, &c.resources, "r"); ok {
 		t.Error("a resource server read from before an invalidation was cached")
 	}
-	if _, ok := c.resourceServers(); ok {
+	if _, ok := cached(c, &c.list, ""); ok {
 		t.Error("a resource server list read from before an invalidation was cached")
 	}
 	c.close()
-	c.putClient(c.clientGeneration(), "d", &storage.Client{ID: "d"})
-	if _, ok := c.client("c"); ok {
+	store(c, &c.clients, generation(c, &c.clients), "d", &storage.Client{ID: "d"})
+	if _, ok := cached(c, &c.clients, "c"); ok {
 		t.Error("a closed cache serves entries")
 	}
-	if len(c.clients) != 0 {
+	if len(c.clients.m) != 0 {
 		t.Error("a closed cache stores entries")
 	}
 }
@@ -249,16 +332,16 @@ func TestCacheGenerations(t *testing.T) {
 // TestCacheBounded: the cache never holds more than cacheMaxEntries entries per kind.
 func TestCacheBounded(t *testing.T) {
 	c := newReadCache(time.Hour)
-	gen := c.clientGeneration()
+	gen := generation(c, &c.clients)
 	for i := range cacheMaxEntries + 500 {
 		id := fmt.Sprintf("c-%d", i)
-		c.putClient(gen, id, &storage.Client{ID: id})
-		if len(c.clients) > cacheMaxEntries {
-			t.Fatalf("%d entries after %d puts, bound %d", len(c.clients), i+1, cacheMaxEntries)
+		store(c, &c.clients, gen, id, &storage.Client{ID: id})
+		if len(c.clients.m) > cacheMaxEntries {
+			t.Fatalf("%d entries after %d puts, bound %d", len(c.clients.m), i+1, cacheMaxEntries)
 		}
 	}
 	last := fmt.Sprintf("c-%d", cacheMaxEntries+499)
-	if _, ok := c.client(last); !ok {
+	if _, ok := cached(c, &c.clients, last); !ok {
 		t.Error("the newest entry was evicted")
 	}
 }

@@ -27,12 +27,14 @@ const (
 	changeClients   = 1
 	changeResources = 2
 	changeKeys      = 3
+	changeTrusts    = 4
+	changePeers     = 5
 )
 
 // WithChangePoll sets how often the store reads the change counters that every write of a
-// client, a resource server or the key set increments in the same transaction (default
-// [DefaultChangePoll]); d <= 0 turns the polling off. A counter that moved since the last read
-// drops this store's cached clients or resource servers (see [WithCache]) and tells the key set's
+// client, a resource server, a trust, a peer or the key set increments in the same transaction
+// (default [DefaultChangePoll]); d <= 0 turns the polling off. A counter that moved since the
+// last read drops this store's cached records of that kind (see [WithCache]) and tells the key set's
 // watchers (see [Store.WatchKeys]), so a change made through another instance sharing the
 // database is seen here within d of its commit (plus one query). On PostgreSQL the store also
 // LISTENs on a channel to which every such write NOTIFYs, and applies a change as soon as the
@@ -192,21 +194,22 @@ func (f *changeFeed) poll(ctx context.Context, apply bool) error {
 // apply drops what this store keeps of kind, or tells the key set's watchers.
 func (f *changeFeed) apply(kind int) {
 	c := f.s.cache
-	switch kind {
-	case changeClients:
-		if c != nil {
-			c.invalidateClients()
-		}
-	case changeResources:
-		if c != nil {
-			c.invalidateResources()
-		}
-	case changeKeys:
+	switch {
+	case kind == changeKeys:
 		f.mu.Lock() // held while the watchers run: none is called after its stop returned
 		defer f.mu.Unlock()
 		for _, fn := range f.watchers {
 			fn()
 		}
+	case c == nil:
+	case kind == changeClients:
+		invalidate(c, &c.clients, "", true)
+	case kind == changeResources:
+		c.invalidateResources()
+	case kind == changeTrusts:
+		invalidate(c, &c.trusts, "", true)
+	case kind == changePeers:
+		invalidate(c, &c.peers, "", true)
 	}
 }
 
@@ -260,7 +263,7 @@ func (f *changeFeed) listenOnce(ctx context.Context) (connected bool, err error)
 	}
 	f.listening.Store(true)
 	// Notifications sent while no session listened are lost: drop everything once.
-	for _, kind := range []int{changeClients, changeResources, changeKeys} {
+	for _, kind := range []int{changeClients, changeResources, changeKeys, changeTrusts, changePeers} {
 		f.apply(kind)
 	}
 	for {

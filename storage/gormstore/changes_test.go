@@ -20,19 +20,35 @@ type changeWrite struct {
 	check func(ctx context.Context, b *Store) bool
 }
 
-// changeWrites writes a client, a resource server and the key set in turn, changing or deleting
-// what b has cached (or, for keys, what b's watcher has been told).
+// changeWrites writes a client, a resource server, a trust, a peer and the key set in turn,
+// changing or deleting what b has cached (or, for keys, what b's watcher has been told).
 func changeWrites(t *testing.T, a, b *Store) []changeWrite {
 	t.Helper()
 	ctx := context.Background()
 	must(t, a.SaveClient(ctx, &storage.Client{ID: "c", Scopes: []string{"v1"}}))
 	must(t, a.SaveResourceServer(ctx, &storage.ResourceServer{Identifier: "https://rs/", Scopes: []string{"v1"}}))
-	// b caches both now; its cache (1 hour) would keep them.
+	must(t, a.SaveTrust(ctx, &storage.Trust{ID: "t", Issuer: "https://idp/", Scopes: []string{"v1"}}))
+	must(t, a.SavePeer(ctx, &storage.Peer{Issuer: "https://peer/", Scopes: []string{"v1"}}))
+	// b caches them now; its cache (1 hour) would keep them.
 	if got := clientScopes(t, b, ctx, "c"); !slices.Equal(got, []string{"v1"}) {
 		t.Fatalf("b's client: %v", got)
 	}
 	if _, err := b.ResourceServer(ctx, "https://rs/"); err != nil {
 		t.Fatal(err)
+	}
+	if list, err := b.Trusts(ctx, "https://idp/"); err != nil || len(list) != 1 {
+		t.Fatalf("b's trusts: %v %v", list, err)
+	}
+	if _, err := b.Peer(ctx, "https://peer/"); err != nil {
+		t.Fatal(err)
+	}
+	trustScopes := func(ctx context.Context, b *Store, want ...string) bool {
+		list, err := b.Trusts(ctx, "https://idp/")
+		return err == nil && len(list) == len(want) && (len(want) == 0 || slices.Equal(list[0].Scopes, want))
+	}
+	peerScopes := func(ctx context.Context, b *Store, want string) bool {
+		p, err := b.Peer(ctx, "https://peer/")
+		return err == nil && slices.Equal(p.Scopes, []string{want})
 	}
 	var keyCalls atomic.Int64
 	stop := b.WatchKeys(func() { keyCalls.Add(1) })
@@ -87,6 +103,41 @@ func changeWrites(t *testing.T, a, b *Store) []changeWrite {
 		check: func(ctx context.Context, b *Store) bool {
 			list, err := b.ResourceServers(ctx)
 			return err == nil && len(list) == 0
+		},
+	}, {
+		name: "trust saved",
+		write: func(ctx context.Context, a *Store) error {
+			return a.SaveTrust(ctx, &storage.Trust{ID: "t", Issuer: "https://idp/", Scopes: []string{"v2"}})
+		},
+		check: func(ctx context.Context, b *Store) bool { return trustScopes(ctx, b, "v2") },
+	}, {
+		name: "trust updated by the management role",
+		write: func(ctx context.Context, a *Store) error {
+			return a.UpdateTrust(ctx, &storage.Trust{ID: "t", Issuer: "https://idp/", Scopes: []string{"v3"}})
+		},
+		check: func(ctx context.Context, b *Store) bool { return trustScopes(ctx, b, "v3") },
+	}, {
+		name:  "trust deleted",
+		write: func(ctx context.Context, a *Store) error { return a.DeleteTrust(ctx, "t") },
+		check: func(ctx context.Context, b *Store) bool { return trustScopes(ctx, b) },
+	}, {
+		name: "peer saved",
+		write: func(ctx context.Context, a *Store) error {
+			return a.SavePeer(ctx, &storage.Peer{Issuer: "https://peer/", Scopes: []string{"v2"}})
+		},
+		check: func(ctx context.Context, b *Store) bool { return peerScopes(ctx, b, "v2") },
+	}, {
+		name: "peer updated by the management role",
+		write: func(ctx context.Context, a *Store) error {
+			return a.UpdatePeer(ctx, &storage.Peer{Issuer: "https://peer/", Scopes: []string{"v3"}})
+		},
+		check: func(ctx context.Context, b *Store) bool { return peerScopes(ctx, b, "v3") },
+	}, {
+		name:  "peer deleted",
+		write: func(ctx context.Context, a *Store) error { return a.DeletePeer(ctx, "https://peer/") },
+		check: func(ctx context.Context, b *Store) bool {
+			_, err := b.Peer(ctx, "https://peer/")
+			return errors.Is(err, storage.ErrNotFound)
 		},
 	}, {
 		name: "key set updated",

@@ -85,31 +85,15 @@ func readDoc(db *gorm.DB, query string, args ...any) (string, time.Time, time.Ti
 	return data, fromNanos(created), fromNanos(updated), nil
 }
 
-func (s *Store) deleteByID(ctx context.Context, table, id string) error {
-	return s.deleteAnnounced(ctx, table, id, 0)
-}
-
-// deleteAnnounced deletes a row and, when there was one and change is not 0, records the change
-// in the same transaction (see announce).
+// deleteAnnounced deletes a row and, when there was one, records a change of kind change in
+// the same transaction (see announce).
 func (s *Store) deleteAnnounced(ctx context.Context, table, id string, change int) error {
-	del := func(db *gorm.DB) error {
-		n, err := exec(db, "DELETE FROM "+table+" WHERE id_hash = ?", key(id))
-		switch {
-		case err != nil:
+	err := s.inTx(ctx, func(db *gorm.DB) error {
+		if err := updated(exec(db, "DELETE FROM "+table+" WHERE id_hash = ?", key(id))); err != nil {
 			return err
-		case n == 0:
-			return storage.ErrNotFound
-		case change != 0:
-			return s.announce(db, change)
 		}
-		return nil
-	}
-	var err error
-	if change == 0 {
-		err = del(s.conn(ctx))
-	} else {
-		err = s.inTx(ctx, del)
-	}
+		return s.announce(db, change)
+	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.ErrNotFound
 	}
@@ -125,41 +109,35 @@ func (s *Store) cacheFor(ctx context.Context) *readCache {
 	return s.cache
 }
 
-// written invalidates the cached records of a kind (dirtyClients or dirtyResources) after a
-// write; a write inside a transaction invalidates once more when the transaction commits.
-func (s *Store) written(ctx context.Context, kind uint32, clientID string) {
-	if s.cache == nil {
+// written invalidates the cached records of a kind (dirtyClients, dirtyResources, dirtyTrusts
+// or dirtyPeers) after a write of the record with this key (a client ID or a peer's issuer;
+// resource servers and trusts are dropped all together); a write inside a transaction
+// invalidates once more when the transaction commits.
+func (s *Store) written(ctx context.Context, kind uint32, key string) {
+	c := s.cache
+	if c == nil {
 		return
 	}
 	if st := s.txOf(ctx); st != nil {
 		st.dirty.Or(kind)
 	}
-	if kind == dirtyClients {
-		s.cache.invalidateClient(clientID)
-	} else {
-		s.cache.invalidateResources()
+	switch kind {
+	case dirtyClients:
+		invalidate(c, &c.clients, key, false)
+	case dirtyResources:
+		c.invalidateResources()
+	case dirtyTrusts:
+		invalidate(c, &c.trusts, "", true) // an update may move a trust to another issuer
+	case dirtyPeers:
+		invalidate(c, &c.peers, key, false)
 	}
 }
 
 // Client implements storage.ClientStore: from the read cache (see [WithCache]) or one
 // primary-key read.
 func (s *Store) Client(ctx context.Context, id string) (*storage.Client, error) {
-	c := s.cacheFor(ctx)
-	var gen uint64
-	if c != nil {
-		if v, ok := c.client(id); ok {
-			return v, nil
-		}
-		gen = c.clientGeneration()
-	}
-	v, err := s.readClient(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if c != nil {
-		c.putClient(gen, id, v)
-	}
-	return v, nil
+	return cachedRead(s, ctx, func(c *readCache) *kind[*storage.Client] { return &c.clients }, id,
+		func() (*storage.Client, error) { return s.readClient(ctx, id) }, nil)
 }
 
 func (s *Store) readClient(ctx context.Context, id string) (*storage.Client, error) {
@@ -223,13 +201,28 @@ func (s *Store) writeClient(ctx context.Context, c *storage.Client, write func(d
 		return err
 	}
 	now := s.now().UnixNano()
-	defer s.written(ctx, dirtyClients, c.ID)
+	return s.announced(ctx, changeClients, dirtyClients, c.ID, func(db *gorm.DB) error { return write(db, data, now) })
+}
+
+// announced runs write and records a change of kind change (see announce) in one transaction,
+// then invalidates the read cache's records of dirty (see written).
+func (s *Store) announced(ctx context.Context, change int, dirty uint32, key string, write func(db *gorm.DB) error) error {
+	defer s.written(ctx, dirty, key)
 	return s.inTx(ctx, func(db *gorm.DB) error {
-		if err := write(db, data, now); err != nil {
+		if err := write(db); err != nil {
 			return err
 		}
-		return s.announce(db, changeClients)
+		return s.announce(db, change)
 	})
+}
+
+// updated is the outcome of an UPDATE or DELETE of one row by its key: storage.ErrNotFound
+// when it matched none.
+func updated(n int64, err error) error {
+	if err == nil && n == 0 {
+		return storage.ErrNotFound
+	}
+	return err
 }
 
 // DeleteClient implements storage.ClientStore.
@@ -271,22 +264,8 @@ func encodeResource(rs *storage.ResourceServer) ([]byte, error) {
 // ResourceServer implements storage.ResourceStore, from the read cache (see [WithCache]) or
 // one primary-key read.
 func (s *Store) ResourceServer(ctx context.Context, identifier string) (*storage.ResourceServer, error) {
-	c := s.cacheFor(ctx)
-	var gen uint64
-	if c != nil {
-		if v, ok := c.resourceServer(identifier); ok {
-			return v, nil
-		}
-		gen = c.resourceGeneration()
-	}
-	v, err := s.readResourceServer(ctx, identifier)
-	if err != nil {
-		return nil, err
-	}
-	if c != nil {
-		c.putResourceServer(gen, identifier, v)
-	}
-	return v, nil
+	return cachedRead(s, ctx, func(c *readCache) *kind[*storage.ResourceServer] { return &c.resources }, identifier,
+		func() (*storage.ResourceServer, error) { return s.readResourceServer(ctx, identifier) }, nil)
 }
 
 func (s *Store) readResourceServer(ctx context.Context, identifier string) (*storage.ResourceServer, error) {
@@ -309,22 +288,8 @@ func (s *Store) readResourceServer(ctx context.Context, identifier string) (*sto
 // ResourceServers implements storage.ResourceStore, ordered by Identifier (byte order), from the
 // read cache (see [WithCache]) or one query.
 func (s *Store) ResourceServers(ctx context.Context) ([]storage.ResourceServer, error) {
-	c := s.cacheFor(ctx)
-	var gen uint64
-	if c != nil {
-		if v, ok := c.resourceServers(); ok {
-			return v, nil
-		}
-		gen = c.resourceGeneration()
-	}
-	list, err := s.readResourceServers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if c != nil {
-		c.putResourceServers(gen, list)
-	}
-	return list, nil
+	return cachedRead(s, ctx, func(c *readCache) *kind[[]storage.ResourceServer] { return &c.list }, "",
+		func() ([]storage.ResourceServer, error) { return s.readResourceServers(ctx) }, nil)
 }
 
 func (s *Store) readResourceServers(ctx context.Context) ([]storage.ResourceServer, error) {
@@ -468,8 +433,15 @@ func encodeTrust(t *storage.Trust, id string) ([]byte, error) {
 	})
 }
 
-// Trusts implements storage.TrustStore, ordered by ID.
+// Trusts implements storage.TrustStore, ordered by ID: from the read cache (see [WithCache]) or
+// one query. An issuer without trusts is not cached.
 func (s *Store) Trusts(ctx context.Context, issuer string) ([]storage.Trust, error) {
+	return cachedRead(s, ctx, func(c *readCache) *kind[[]storage.Trust] { return &c.trusts }, issuer,
+		func() ([]storage.Trust, error) { return s.readTrusts(ctx, issuer) },
+		func(list []storage.Trust) bool { return len(list) > 0 })
+}
+
+func (s *Store) readTrusts(ctx context.Context, issuer string) ([]storage.Trust, error) {
 	rows, err := queryRows(s.conn(ctx), "SELECT data, created_at, updated_at FROM mandate_trusts WHERE issuer_hash = ?", key(issuer))
 	if err != nil {
 		return nil, wrap("trusts", err)
@@ -525,9 +497,12 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 		return err
 	}
 	now := s.now().UnixNano()
-	_, err = s.upsert(s.conn(ctx), "mandate_trusts",
-		[]string{"id_hash", "issuer_hash", "data", "created_at", "updated_at"},
-		[]any{key(id), key(t.Issuer), string(data), now, now})
+	err = s.announced(ctx, changeTrusts, dirtyTrusts, "", func(db *gorm.DB) error {
+		_, err := s.upsert(db, "mandate_trusts",
+			[]string{"id_hash", "issuer_hash", "data", "created_at", "updated_at"},
+			[]any{key(id), key(t.Issuer), string(data), now, now})
+		return err
+	})
 	if err != nil {
 		return wrap("save trust", err)
 	}
@@ -537,5 +512,6 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 
 // DeleteTrust implements storage.TrustStore.
 func (s *Store) DeleteTrust(ctx context.Context, id string) error {
-	return s.deleteByID(ctx, "mandate_trusts", id)
+	defer s.written(ctx, dirtyTrusts, "")
+	return s.deleteAnnounced(ctx, "mandate_trusts", id, changeTrusts)
 }

@@ -56,18 +56,21 @@
 //     database's configured level. Writes inside a caller's transaction go to that
 //     transaction, as always. [WithWriteBatch] tunes or disables it; [Store.Close] waits for
 //     queued rows.
-//   - A read cache of clients and resource servers ([WithCache], on by default for
-//     [DefaultCacheTTL]). This store's own writes invalidate it at once (and again when the
-//     transaction they ran in commits); reads inside a transaction bypass it; it returns
-//     copies; it holds at most 10,000 clients and 10,000 resource servers (random eviction);
-//     and it caches only records that exist, so lookups of unknown client IDs always reach the
-//     database and cannot fill memory.
+//   - A read cache of clients, resource servers, trusts (by issuer) and peers ([WithCache], on
+//     by default for [DefaultCacheTTL]): the token endpoint, the jwt-bearer grant and a token
+//     exchange for a peer read none of them from the database in steady state. This store's
+//     own writes invalidate it at once (and again when the transaction they ran in commits);
+//     reads inside a transaction bypass it; it returns copies; it holds at most 10,000
+//     records of each kind (random eviction); and it caches only records that exist, so
+//     lookups of unknown client IDs or issuers always reach the database and cannot fill
+//     memory.
 //
-// Several instances on one database: every write of a client, a resource server or the key set
+// Several instances on one database: every write of a client, a resource server, a trust, a
+// peer or the key set
 // moves a change counter in its own transaction, and every store polls the counters
 // ([WithChangePoll], every [DefaultChangePoll]); on PostgreSQL the write also NOTIFYs, and every
 // store LISTENs on a session of its own. A change made through one instance — a client deleted,
-// a secret rotated, a resource server's policy changed, a key rotated — drops the other
+// a secret rotated, a resource server's policy changed, a trust revoked, a key rotated — drops the other
 // instances' cached copies (and makes their key sets reload, see [Store.WatchKeys]) on
 // PostgreSQL within milliseconds of its commit, and on every database within the poll interval
 // plus one query. Writes made with SQL behind the store's back (through [Store.DB]) move no

@@ -19,8 +19,8 @@ import (
 // and valid even after the cursor's record is deleted.
 //
 // Every write here invalidates the read cache (see cache.go) like the store's other writes, and
-// a write of a client or resource server moves its change counter in the same transaction, so
-// that other instances drop theirs too (see changes.go; trusts are not cached).
+// moves its kind's change counter in the same transaction, so that other instances drop theirs
+// too (see changes.go).
 
 var _ storage.Manager = (*Store)(nil)
 
@@ -331,8 +331,11 @@ func (s *Store) CreateTrust(ctx context.Context, t *storage.Trust) error {
 		return err
 	}
 	now := s.now().UnixNano()
-	_, err = exec(s.conn(ctx), "INSERT INTO mandate_trusts (id_hash, issuer_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-		key(id), key(t.Issuer), string(data), now, now)
+	err = s.announced(ctx, changeTrusts, dirtyTrusts, "", func(db *gorm.DB) error {
+		_, err := exec(db, "INSERT INTO mandate_trusts (id_hash, issuer_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+			key(id), key(t.Issuer), string(data), now, now)
+		return err
+	})
 	if err != nil {
 		return insertError("create trust", err)
 	}
@@ -349,13 +352,12 @@ func (s *Store) UpdateTrust(ctx context.Context, t *storage.Trust) error {
 	if err != nil {
 		return err
 	}
-	n, err := exec(s.conn(ctx), "UPDATE mandate_trusts SET issuer_hash = ?, data = ?, updated_at = ? WHERE id_hash = ?",
-		key(t.Issuer), string(data), s.now().UnixNano(), key(t.ID))
-	if err != nil {
-		return wrap("update trust", err)
-	}
-	if n == 0 {
+	err = s.announced(ctx, changeTrusts, dirtyTrusts, "", func(db *gorm.DB) error {
+		return updated(exec(db, "UPDATE mandate_trusts SET issuer_hash = ?, data = ?, updated_at = ? WHERE id_hash = ?",
+			key(t.Issuer), string(data), s.now().UnixNano(), key(t.ID)))
+	})
+	if errors.Is(err, storage.ErrNotFound) {
 		return storage.ErrNotFound
 	}
-	return nil
+	return wrap("update trust", err)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/mandate-dev/mandate/storage"
 )
 
@@ -35,8 +37,14 @@ func decodePeer(data string, created, updated time.Time) (*storage.Peer, error) 
 	}, nil
 }
 
-// Peer implements storage.PeerStore: one primary-key read.
+// Peer implements storage.PeerStore: from the read cache (see [WithCache]) or one primary-key
+// read.
 func (s *Store) Peer(ctx context.Context, issuer string) (*storage.Peer, error) {
+	return cachedRead(s, ctx, func(c *readCache) *kind[*storage.Peer] { return &c.peers }, issuer,
+		func() (*storage.Peer, error) { return s.readPeer(ctx, issuer) }, nil)
+}
+
+func (s *Store) readPeer(ctx context.Context, issuer string) (*storage.Peer, error) {
 	data, created, updated, err := readDoc(s.conn(ctx), "SELECT data, created_at, updated_at FROM mandate_peers WHERE id_hash = ?", key(issuer))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, storage.ErrNotFound
@@ -95,51 +103,57 @@ func peerDoc(p *storage.Peer) ([]byte, error) {
 
 // SavePeer implements storage.PeerStore.
 func (s *Store) SavePeer(ctx context.Context, p *storage.Peer) error {
-	data, err := peerDoc(p)
-	if err != nil {
+	return s.writePeer(ctx, "save peer", p, func(db *gorm.DB, data []byte, now int64) error {
+		_, err := s.upsert(db, "mandate_peers", []string{"id_hash", "data", "created_at", "updated_at"},
+			[]any{key(p.Issuer), string(data), now, now})
 		return err
-	}
-	now := s.now().UnixNano()
-	_, err = s.upsert(s.conn(ctx), "mandate_peers",
-		[]string{"id_hash", "data", "created_at", "updated_at"},
-		[]any{key(p.Issuer), string(data), now, now})
-	return wrap("save peer", err)
+	})
 }
 
 // CreatePeer implements storage.PeerManager: one INSERT, which the primary key makes fail
 // for an issuer already registered.
 func (s *Store) CreatePeer(ctx context.Context, p *storage.Peer) error {
-	data, err := peerDoc(p)
-	if err != nil {
+	err := s.writePeer(ctx, "create peer", p, func(db *gorm.DB, data []byte, now int64) error {
+		_, err := exec(db, "INSERT INTO mandate_peers (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
+			key(p.Issuer), string(data), now, now)
 		return err
+	})
+	if isUnique(err) {
+		return fmt.Errorf("gormstore: create peer: %w", storage.ErrConflict)
 	}
-	now := s.now().UnixNano()
-	_, err = exec(s.conn(ctx), "INSERT INTO mandate_peers (id_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?)",
-		key(p.Issuer), string(data), now, now)
-	if err != nil {
-		return insertError("create peer", err)
-	}
-	return nil
+	return err
 }
 
 // UpdatePeer implements storage.PeerManager.
 func (s *Store) UpdatePeer(ctx context.Context, p *storage.Peer) error {
-	data, err := peerDoc(p)
+	err := s.writePeer(ctx, "update peer", p, func(db *gorm.DB, data []byte, now int64) error {
+		return updated(exec(db, "UPDATE mandate_peers SET data = ?, updated_at = ? WHERE id_hash = ?", string(data), now, key(p.Issuer)))
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+// writePeer checks and encodes p, then runs write (an insert, update or upsert of its row, given
+// its document and the time) and announces the change, in one transaction.
+func (s *Store) writePeer(ctx context.Context, op string, p *storage.Peer, write func(db *gorm.DB, data []byte, now int64) error) error {
+	if p == nil || p.Issuer == "" {
+		return fmt.Errorf("%w: peer without issuer", ErrInvalidInput)
+	}
+	data, err := encode("peer", peerRecord{
+		Issuer: p.Issuer, Name: p.Name, TokenEndpoint: p.TokenEndpoint, Scopes: p.Scopes, Claims: p.Claims,
+		MaxGrantLifetime: p.MaxGrantLifetime, SigningAlg: p.SigningAlg,
+	})
 	if err != nil {
 		return err
 	}
-	n, err := exec(s.conn(ctx), "UPDATE mandate_peers SET data = ?, updated_at = ? WHERE id_hash = ?",
-		string(data), s.now().UnixNano(), key(p.Issuer))
-	if err != nil {
-		return wrap("update peer", err)
-	}
-	if n == 0 {
-		return storage.ErrNotFound
-	}
-	return nil
+	now := s.now().UnixNano()
+	return wrap(op, s.announced(ctx, changePeers, dirtyPeers, p.Issuer, func(db *gorm.DB) error { return write(db, data, now) }))
 }
 
 // DeletePeer implements storage.PeerStore.
 func (s *Store) DeletePeer(ctx context.Context, issuer string) error {
-	return s.deleteByID(ctx, "mandate_peers", issuer)
+	defer s.written(ctx, dirtyPeers, issuer)
+	return s.deleteAnnounced(ctx, "mandate_peers", issuer, changePeers)
 }

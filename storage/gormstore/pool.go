@@ -22,7 +22,8 @@ import (
 // opening a session per commit (database/sql's own default keeps 2 idle connections: with 16
 // concurrent requests nearly every commit opened a new one). Ten connections serve the token
 // endpoint at full speed: token rows and JWT IDs are written by one group commit at a time
-// (see [WithWriteBatch]) and clients and resource servers come from the read cache, so the pool
+// (see [WithWriteBatch]) and clients, resource servers, trusts and peers come from the read
+// cache, so the pool
 // serves mostly introspection reads and the code and refresh grants' transactions. The
 // lifetimes replace connections now and then (a failover or a DNS change takes effect, and
 // MySQL connections end before the server's or a proxy's idle timeout, as go-sql-driver

@@ -90,8 +90,8 @@ func WithWriteBatch(n int) Option {
 	return func(s *Store) { s.writeBatch = n }
 }
 
-// WithCache sets how long a client or resource server read from the database is served from
-// memory (default [DefaultCacheTTL]); ttl <= 0 turns the cache off. This store's own writes
+// WithCache sets how long a client, resource server, issuer's trusts or peer read from the
+// database is served from memory (default [DefaultCacheTTL]); ttl <= 0 turns the cache off. This store's own writes
 // invalidate it at once; a change made through another instance sharing the database drops it
 // within the change-poll interval, on PostgreSQL at its notification (see [WithChangePoll]);
 // ttl bounds what nothing announces — SQL behind the store's back, or every change while the
@@ -336,13 +336,15 @@ type txKey struct{ s *Store }
 type txState struct {
 	tx *gorm.DB
 	// dirty records what the transaction wrote that the read cache holds (dirtyClients,
-	// dirtyResources): invalidated again once the transaction commits.
+	// dirtyResources, dirtyTrusts, dirtyPeers): invalidated again once the transaction commits.
 	dirty atomic.Uint32
 }
 
 const (
 	dirtyClients = 1 << iota
 	dirtyResources
+	dirtyTrusts
+	dirtyPeers
 )
 
 // BeginTX implements fosite's storage.Transactional: it starts a transaction and returns a
@@ -367,13 +369,19 @@ func (s *Store) Commit(ctx context.Context) error {
 	}
 	err := st.tx.Commit().Error
 	// Readers outside the transaction may have cached the old rows meanwhile.
-	if s.cache != nil {
+	if c := s.cache; c != nil {
 		d := st.dirty.Load()
 		if d&dirtyClients != 0 {
-			s.cache.invalidateClients()
+			invalidate(c, &c.clients, "", true)
 		}
 		if d&dirtyResources != 0 {
-			s.cache.invalidateResources()
+			c.invalidateResources()
+		}
+		if d&dirtyTrusts != 0 {
+			invalidate(c, &c.trusts, "", true)
+		}
+		if d&dirtyPeers != 0 {
+			invalidate(c, &c.peers, "", true)
 		}
 	}
 	if err != nil {
