@@ -9,8 +9,9 @@
 //     access token's aud, scopes, lifetime and algorithm), [ExactAudience] for fosite's audience
 //     matching, [ErrInvalidTarget].
 //   - RFC 7523: the jwt-bearer grant ([JWTBearer], trusts from a storage.TrustStore, with keys
-//     inline, at a jwks_uri or named by the issuer's RFC 8414 metadata, and claims
-//     transcription for grants from a peer authorization server) and private_key_jwt client
+//     inline, at a jwks_uri or named by the issuer's RFC 8414 metadata, claims transcription
+//     for grants from a peer authorization server, and a [SubjectMapper] linking an asserted
+//     subject to the application's own) and private_key_jwt client
 //     authentication ([PrivateKeyJWT], a fosite client authentication strategy), on one strict
 //     assertion verifier (allow-listed asymmetric algorithms, canonical encoding, strict claims,
 //     aud naming this server, bounded lifetime, single-use jti).

@@ -23,7 +23,7 @@ const GrantAssertionNamespace = "jwt-bearer"
 
 // JWTBearer is the RFC 7523 §2.1 authorization grant as a fosite.TokenEndpointHandler: an
 // assertion from a trusted issuer ([storage.Trust]) is exchanged for an access token whose sub
-// is the assertion's sub. Unlike fosite's handler/rfc7523 it parses with an algorithm
+// is the assertion's sub (or what Subjects maps it to). Unlike fosite's handler/rfc7523 it parses with an algorithm
 // allow-list, never copies the assertion's aud into the token, and uses the assertion's jti
 // with one atomic store operation, so of concurrent uses of one assertion exactly one gets a
 // token.
@@ -33,7 +33,7 @@ const GrantAssertionNamespace = "jwt-bearer"
 // when one authenticated — the default resource server when none is named) and the scopes
 // (requested, or all, within the trust's, the client's and the resource server's, and the
 // assertion's scope claim when the trust transcribes it), grants them on the request, and uses
-// the assertion up: a refused resource or scope leaves it unused.
+// the assertion up: a refused resource, scope or subject leaves it unused.
 //
 // Claims transcription (draft-ietf-oauth-identity-chaining §2.5, for grants from a peer
 // authorization server): the trust's Transcribe names what of the assertion carries over into
@@ -65,6 +65,8 @@ type JWTBearer struct {
 	// AccessTokens mints the access token; AccessTokenStorage records it.
 	AccessTokens       oauth2.AccessTokenStrategy
 	AccessTokenStorage oauth2.AccessTokenStorage
+	// Subjects, when set, maps the assertion's subject to the token's (see [SubjectMapper]).
+	Subjects SubjectMapper
 	// RequireClientAuth makes client authentication mandatory for this grant.
 	RequireClientAuth bool
 	// MaxDelegationDepth bounds an act chain a trust transcribes into the token; zero means
@@ -161,10 +163,14 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	if err != nil {
 		return err
 	}
+	subject, err := h.Subject(ctx, a, trust)
+	if err != nil {
+		return grantError(err)
+	}
 	if err := UseAssertion(ctx, h.JTIs, GrantAssertionNamespace, a, h.Leeway); err != nil {
 		return grantError(err)
 	}
-	sess.SetSubject(a.Subject)
+	sess.SetSubject(subject)
 	if len(tr.claims) > 0 {
 		sess.Transcribed = tr.claims
 	}

@@ -81,7 +81,7 @@ func (p *Provider) compose() error {
 	bearer := &handlers.JWTBearer{
 		Trusts: p.store, JTIs: p.store, Keys: keySets, Audiences: audiences, Resolver: p.resolver,
 		AccessTokens: tokens, AccessTokenStorage: store,
-		RequireClientAuth: cfg.JWTBearerRequireClientAuth, MaxLifetime: cfg.MaxAssertionLifetime,
+		Subjects: cfg.SubjectMapper, RequireClientAuth: cfg.JWTBearerRequireClientAuth, MaxLifetime: cfg.MaxAssertionLifetime,
 		Leeway: cfg.AssertionLeeway, Now: cfg.Now, MaxDelegationDepth: cfg.MaxDelegationDepth,
 	}
 	p.bearer = bearer

@@ -63,6 +63,12 @@ type Config struct {
 	// (strategy.TokenRequest.User). Optional.
 	Users strategy.Users
 
+	// SubjectMapper, when set, decides the subject of a token granted for a JWT from a trusted
+	// issuer — a jwt-bearer assertion or a token exchange's subject token — linking another
+	// trust domain's subject to the application's own, or refusing it
+	// (handlers.ErrUnknownSubject). Without it the token's sub is the JWT's.
+	SubjectMapper handlers.SubjectMapper
+
 	// Authenticator tells who is logged in at the authorization endpoint. If nil, the
 	// authorization endpoint answers every request with login_required: only grants without a
 	// user (client_credentials, jwt-bearer) work.

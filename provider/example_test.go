@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/storage/gormstore"
@@ -205,6 +206,30 @@ func ExampleConfig_claimMappers() {
 	_ = claims.Decode(&app)
 	fmt.Println(claims.Subject, app.Roles)
 	// Output: alice [orders-admin]
+}
+
+// ExampleConfig_subjectMapper links the subjects that a partner's authorization server asserts
+// (jwt-bearer grants, token exchange of its JWTs) to the application's own accounts, and
+// refuses the subjects it has no account for.
+func ExampleConfig_subjectMapper() {
+	accounts := map[[2]string]string{{"https://as.partner.example", "svc-billing"}: "partner-billing"}
+	cfg := provider.Config{
+		SubjectMapper: handlers.SubjectMapperFunc(func(ctx context.Context, r handlers.SubjectRequest) (string, error) {
+			local, ok := accounts[[2]string{r.Issuer, r.Subject}] // your user model
+			if !ok {
+				return "", handlers.ErrUnknownSubject // invalid_grant
+			}
+			return local, nil
+		}),
+	}
+	ctx := context.Background()
+	sub, err := cfg.SubjectMapper.MapSubject(ctx, handlers.SubjectRequest{Issuer: "https://as.partner.example", Subject: "svc-billing"})
+	fmt.Println(sub, err)
+	_, err = cfg.SubjectMapper.MapSubject(ctx, handlers.SubjectRequest{Issuer: "https://as.partner.example", Subject: "svc-other"})
+	fmt.Println(errors.Is(err, handlers.ErrUnknownSubject))
+	// Output:
+	// partner-billing <nil>
+	// true
 }
 
 // ExampleProvider_Store registers a client in code rather than in a setup file, with a

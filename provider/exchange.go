@@ -30,7 +30,8 @@ const DefaultMaxDelegationDepth = 4
 type ExchangeRequest struct {
 	// ClientID is the client presenting the subject token (the new token's client_id).
 	ClientID string
-	// Subject is the subject token's sub: the new token's sub.
+	// Subject is the new token's sub: the subject token's, or for a JWT from a trusted issuer
+	// what Config.SubjectMapper made of it.
 	Subject string
 	// SubjectClientID is the client the subject token was issued to; for a JWT from a trusted
 	// issuer, that issuer.
@@ -308,6 +309,13 @@ func (p *Provider) exchangedToken(ctx context.Context, param, token, typ string)
 		return p.exchangedAccessToken(ctx, param, token)
 	case handlers.TokenTypeJWT:
 		a, trust, err := p.bearer.Verify(ctx, token)
+		var subject string
+		if err == nil {
+			subject = a.Subject
+			if param == "subject_token" { // an actor keeps the name its issuer gave it
+				subject, err = p.bearer.Subject(ctx, a, trust)
+			}
+		}
 		if err != nil {
 			var ae *handlers.AssertionError
 			if errors.As(err, &ae) {
@@ -318,7 +326,7 @@ func (p *Provider) exchangedToken(ctx context.Context, param, token, typ string)
 			}
 			return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 		}
-		e := &exchanged{param: param, typ: typ, subject: a.Subject, clientID: a.Issuer, issuer: a.Issuer,
+		e := &exchanged{param: param, typ: typ, subject: subject, clientID: a.Issuer, issuer: a.Issuer,
 			scopes: trust.Scopes, exp: a.Expiry, trust: trust, assertion: a}
 		if _, err := a.Claim("may_act", &e.mayAct); err != nil || e.mayAct != nil && (e.mayAct.Subject == "" || e.mayAct.Act != nil) {
 			return nil, fosite.ErrInvalidRequest.WithHintf("The '%s' has a may_act claim that is not an object with a sub.", param)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/mandate-dev/mandate/handlers"
 	"github.com/mandate-dev/mandate/provider"
 	"github.com/mandate-dev/mandate/storage"
 	"github.com/mandate-dev/mandate/strategy"
@@ -424,6 +425,47 @@ func TestTokenExchangeRules(t *testing.T) {
 		down := idp.sign(t, as.assertionClaims("https://down.example", "user-7"))
 		if resp, m := as.exchange("orders-api", down, inventory, "subject_token_type", ttJWT); resp.StatusCode != 503 || m["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("issuer's keys unreachable: %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("the subject mapper links outside subjects, through both doors", func(t *testing.T) {
+		mapper := handlers.SubjectMapperFunc(func(_ context.Context, r handlers.SubjectRequest) (string, error) {
+			switch r.Subject {
+			case "user-7":
+				return "local-7", nil
+			case "down":
+				return "", storage.ErrUnavailable
+			}
+			return "", handlers.ErrUnknownSubject
+		})
+		as := exchangeAS(t, nil, func(c *provider.Config) { c.SubjectMapper = mapper })
+		idp := genKey(t, jose.ES256, "idp-x")
+		as.saveTrust(storage.Trust{ID: "idp-x", Issuer: idpIssuer, AllowAnySubject: true, JWKS: idp.jwks(),
+			Scopes: []string{"orders:read"}, Resources: []string{inventory}})
+		resp, m := as.exchange("orders-api", idp.sign(t, as.assertionClaims(idpIssuer, "user-7")), inventory, "subject_token_type", ttJWT)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %v", resp.StatusCode, m)
+		}
+		c, err := as.verifierFor(inventory).Verify(context.Background(), m["access_token"].(string))
+		if err != nil || c.Subject != "local-7" || c.Act.Subject != "orders-api" {
+			t.Fatalf("exchanged token: %+v %v", c, err)
+		}
+		resp, m = as.post("token", url.Values{"grant_type": {jwtBearer}, "assertion": {idp.sign(t, as.assertionClaims(idpIssuer, "user-7"))}}, "", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("jwt-bearer: %d %v", resp.StatusCode, m)
+		}
+		if c, err := as.verifierFor(inventory).Verify(context.Background(), m["access_token"].(string)); err != nil || c.Subject != "local-7" || c.ClientID != idpIssuer {
+			t.Fatalf("jwt-bearer token: %+v %v", c, err)
+		}
+		stranger := idp.sign(t, as.assertionClaims(idpIssuer, "stranger"))
+		if resp, m := as.exchange("orders-api", stranger, inventory, "subject_token_type", ttJWT); resp.StatusCode != 400 || m["error"] != "invalid_request" || !strings.Contains(m["error_description"].(string), "not known here") {
+			t.Fatalf("exchange of an unknown subject: %d %v", resp.StatusCode, m)
+		}
+		if resp, m := as.post("token", url.Values{"grant_type": {jwtBearer}, "assertion": {stranger}}, "", ""); resp.StatusCode != 400 || m["error"] != "invalid_grant" || !strings.Contains(m["error_description"].(string), "not known here") {
+			t.Fatalf("jwt-bearer for an unknown subject: %d %v", resp.StatusCode, m)
+		}
+		down := idp.sign(t, as.assertionClaims(idpIssuer, "down"))
+		if resp, m := as.post("token", url.Values{"grant_type": {jwtBearer}, "assertion": {down}}, "", ""); resp.StatusCode != 503 || m["error"] != "temporarily_unavailable" {
+			t.Fatalf("the mapper's directory down: %d %v", resp.StatusCode, m)
 		}
 	})
 	t.Run("stateless access tokens", func(t *testing.T) {
