@@ -192,6 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var rsURL string
 	var partnerOf *partner
+	serveRS := func() {}
 	if o.partner != "" && o.rsAddr == "" {
 		return errors.New("-partner needs the demo resource server (-rs-addr)")
 	}
@@ -224,7 +225,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			srv := newServer(h, defaultLimits())
 			servers = append(servers, srv)
-			go func() { errc <- srv.Serve(rsLn) }()
+			serveRS = func() { go func() { errc <- srv.Serve(rsLn) }() }
 			rsURL = "http://" + rsLn.Addr().String()
 		}
 	}
@@ -242,6 +243,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		webWelcome(stdout, p.Issuer(), verifier)
 	}
 	opsWelcome(stdout, "http://"+asLn.Addr().String(), adminRes, cliFlags(o))
+	// The demo resource server answers once the welcome is printed (its listener holds early
+	// connections until then): whoever waits for it, a script or the tests, reads all of it.
+	serveRS()
 
 	select {
 	case <-ctx.Done():
