@@ -79,9 +79,11 @@
 //   - Claims in (the trust's transcribe): act (actors without iss qualified with X's issuer,
 //     at most MaxDelegationDepth), scope (an upper bound: the token never gets more than the
 //     grant says), auth_time, acr, amr, application claims. Default: none, and a grant with
-//     act is then refused (invalid_grant), for the same reason. Anything else is dropped. The
-//     token's sub is the grant's sub: Y's trust says which subjects X may vouch for (subject,
-//     or allow_any_subject), and Y's resource servers must read an X subject as one.
+//     act is then refused (invalid_grant), for the same reason. Anything else is dropped.
+//   - Subject: Y's trust says which subjects X may vouch for (subject, or allow_any_subject).
+//     The token's sub is the grant's sub, which Y's resource servers must read as an X subject,
+//     unless Y's [Config].SubjectMapper links it to one of Y's own (or refuses it: invalid_grant);
+//     the actors in act keep X's names, qualified with X's issuer.
 //
 // Every bad input is refused with an RFC 6749/8693 error naming the rule, nothing issued: a
 // grant for an unregistered peer or one the client may not name (invalid_target), a scope
