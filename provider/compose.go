@@ -87,8 +87,9 @@ func (p *Provider) compose() error {
 	p.bearer = bearer
 	fc.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{explicit, pkceHandler}
 	fc.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
-		// client_credentials and token exchange never reach fosite (credentials.go, exchange.go).
-		onlyOwnGrant{explicit}, onlyOwnGrant{refresh}, onlyOwnGrant{pkceHandler}, bearer,
+		// client_credentials, jwt-bearer and token exchange never reach fosite (credentials.go,
+		// exchange.go).
+		onlyOwnGrant{explicit}, onlyOwnGrant{refresh}, onlyOwnGrant{pkceHandler},
 	}
 	fc.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{
 		&oauth2.CoreValidator{CoreStrategy: tokens, CoreStorage: store, Config: fc},

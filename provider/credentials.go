@@ -84,3 +84,51 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request, proof
 	}
 	return p.tokenResponse(m.Token, target), nil
 }
+
+// jwtBearer is the RFC 7523 jwt-bearer grant (https://www.rfc-editor.org/rfc/rfc7523#section-2.1),
+// served like clientCredentials: the grant handler's checks (handlers.JWTBearer, also fosite's
+// handler for a plain fosite server) and the same minting, without fosite's generic request
+// and response machinery. serveToken has already checked client credentials that are presented.
+func (p *Provider) jwtBearer(ctx context.Context, r *http.Request, proof *dpop.Proof) (*tokenResponse, error) {
+	form := r.PostForm
+	ar := &fosite.AccessRequest{
+		GrantTypes:       fosite.Arguments{handlers.GrantTypeJWTBearer},
+		HandledGrantType: fosite.Arguments{handlers.GrantTypeJWTBearer},
+		Request: fosite.Request{
+			ID:                uuid.NewString(), // until the token is signed (below)
+			RequestedAt:       p.cfg.Now().UTC(),
+			RequestedScope:    fosite.RemoveEmpty(strings.Split(form.Get("scope"), " ")),
+			RequestedAudience: fosite.Arguments{},
+			Form:              form,
+			Session:           &storage.Session{},
+		},
+	}
+	if hasClientCredentials(r) {
+		client, err := p.oauth.AuthenticateClient(ctx, r, form) // the memo of serveToken's check
+		if err != nil {
+			return nil, err
+		}
+		ar.Client = client
+	}
+	if err := p.bearer.HandleTokenEndpointRequest(ctx, ar); err != nil {
+		return nil, err
+	}
+	target, err := p.resolveTarget(ctx, ar)
+	if err != nil {
+		return nil, err
+	}
+	if target.jkt, err = binding(proof, ar.GetClient(), target.rs); err != nil {
+		return nil, err
+	}
+	m, err := p.tokens.mint(ctx, ar, target)
+	if err != nil {
+		return nil, err
+	}
+	// One token per grant, as for client_credentials: the grant's ID is the token's signature.
+	// The stored request keeps no form values (the assertion among them), as Sanitize would.
+	ar.ID, ar.Form = m.Signature, url.Values{}
+	if err := p.fstore.CreateAccessTokenSession(ctx, m.Signature, ar); err != nil {
+		return nil, err
+	}
+	return p.tokenResponse(m.Token, target), nil
+}

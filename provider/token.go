@@ -53,14 +53,18 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		writeTokenResponse(w, resp)
 		return
-	case "client_credentials":
-		resp, err := p.clientCredentials(ctx, r, proof)
+	case "client_credentials", handlers.GrantTypeJWTBearer:
+		grant := p.clientCredentials
+		if r.PostForm.Get("grant_type") == handlers.GrantTypeJWTBearer {
+			grant = p.jwtBearer
+		}
+		resp, err := grant(ctx, r, proof)
 		if err != nil {
 			p.writeTokenError(ctx, w, r, nil, err)
 			return
 		}
-		if !p.cfg.StatelessAccessTokens {
-			p.outage.ok() // the token's row committed
+		if !p.cfg.StatelessAccessTokens || r.PostForm.Get("grant_type") == handlers.GrantTypeJWTBearer {
+			p.outage.ok() // the token's row (or the assertion's jti) committed
 		}
 		writeTokenResponse(w, resp)
 		return
