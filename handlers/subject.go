@@ -28,6 +28,8 @@ const maxSubjectLength = 1024
 //
 // The trust is chosen by the JWT's own sub (storage.Trust.Subject), and an actor token's
 // subject is never mapped: an act chain names each actor as its issuer knows it, with iss.
+// Keep mapped subjects out of the namespace of client IDs: a client_credentials token's sub is
+// its client's ID (RFC 9068 §2.2), and a user must never pass for a client, nor the reverse.
 type SubjectMapper interface {
 	// MapSubject returns the subject the token is issued for: non-empty, at most 1024 bytes of
 	// UTF-8.
