@@ -170,7 +170,7 @@ func TestOperations(t *testing.T) {
 	}
 
 	// 4. Listed, then deleted: the client gets no more tokens.
-	code, m, raw := apiCall(t, "GET", base+"/admin/clients", adminTok, nil)
+	code, _, raw := apiCall(t, "GET", base+"/admin/clients", adminTok, nil)
 	if code != 200 || !strings.Contains(raw, `"client_id":"billing"`) || strings.Contains(raw, billingSecret) {
 		t.Fatalf("list clients: %d %s", code, raw)
 	}

@@ -251,10 +251,10 @@ func (r Resolver) ForToken(ctx context.Context, client fosite.Client, indicators
 	if err == nil && slices.Contains(allowed, def.Identifier) {
 		return def, nil
 	}
-	if granted != nil && len(granted) == 1 {
+	if len(granted) == 1 {
 		return r.lookup(ctx, granted, granted[0])
 	}
-	if granted != nil && len(granted) > 1 {
+	if len(granted) > 1 {
 		return nil, ErrInvalidTarget.WithHint("The grant covers several resources; name the one this token is for with the resource parameter.")
 	}
 	if err != nil {

@@ -26,9 +26,6 @@ import (
 	"github.com/mandate-dev/mandate/storage"
 )
 
-// testAlgs are the algorithms the issue requires, in benchmark order.
-var testAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
-
 // rsaKey is generated once per test binary: RSA generation is slow under -race.
 var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)

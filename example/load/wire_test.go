@@ -205,15 +205,11 @@ func TestWireConnRefuses(t *testing.T) {
 			accepted.Add(1)
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					// A response that promises more body than it sends, then hangs up.
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"access")
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 					return
 				}
+				// A response that promises more body than it sends, then hangs up.
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"access")
 			}()
 		}
 	}()

@@ -138,13 +138,7 @@ func (s *Store) UpdatePeer(ctx context.Context, p *storage.Peer) error {
 // writePeer checks and encodes p, then runs write (an insert, update or upsert of its row, given
 // its document and the time) and announces the change, in one transaction.
 func (s *Store) writePeer(ctx context.Context, op string, p *storage.Peer, write func(db *gorm.DB, data []byte, now int64) error) error {
-	if p == nil || p.Issuer == "" {
-		return fmt.Errorf("%w: peer without issuer", ErrInvalidInput)
-	}
-	data, err := encode("peer", peerRecord{
-		Issuer: p.Issuer, Name: p.Name, TokenEndpoint: p.TokenEndpoint, Scopes: p.Scopes, Claims: p.Claims,
-		MaxGrantLifetime: p.MaxGrantLifetime, SigningAlg: p.SigningAlg,
-	})
+	data, err := peerDoc(p)
 	if err != nil {
 		return err
 	}

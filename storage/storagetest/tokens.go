@@ -205,18 +205,6 @@ func testPKCE(t *testing.T, s storage.Store) {
 	wantNotFound(t, "GetPKCERequestSession after delete", err)
 }
 
-func slicesEqual(a, b fosite.Arguments) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func testRequestFidelity(t *testing.T, s storage.Store) {
 	ctx := context.Background()
 	client := mustSaveClient(t, s, "c1")

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -155,9 +154,4 @@ func describeProof(err error) string {
 		msg = rest
 	}
 	return strict.Text(msg, 120)
-}
-
-// isProofError reports whether err is about the proof (as opposed to the replay cache).
-func isProofError(err error) bool {
-	return errors.Is(err, dpop.ErrInvalidProof) || errors.Is(err, dpop.ErrUseNonce)
 }

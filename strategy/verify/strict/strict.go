@@ -416,7 +416,7 @@ func (s *scanner) object(i int, n *node, depth int) (int, error) {
 		}
 		i = s.space(end)
 		if i >= len(s.data) || s.data[i] != ':' {
-			return 0, fmt.Errorf("%w: expected :", ErrSyntax)
+			return 0, fmt.Errorf("%w: expected a colon", ErrSyntax)
 		}
 		var err error
 		if i, err = s.value(s.space(i+1), child, depth); err != nil {
