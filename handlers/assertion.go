@@ -309,23 +309,43 @@ func (a *Assertion) checkClaims(r assertionRules) error {
 // not the signature, which ECDSA lets anyone re-randomize). It is kept until exp plus the
 // leeway, past which [JWTBearer.Verify] refuses the assertion anyway.
 func UseAssertion(ctx context.Context, jtis storage.JTIStore, namespace string, a *Assertion, leeway time.Duration) error {
+	key, exp := AssertionJTI(namespace, a, leeway)
+	return assertionUse(jtis.UseJTI(ctx, key, exp))
+}
+
+// assertionUse is UseAssertion's error for the outcome err of the store's write.
+func assertionUse(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrJTIUsed):
+		return reject("the assertion has already been used")
+	}
+	return fmt.Errorf("handlers: record assertion use: %w", err)
+}
+
+// AssertionJTI is the key under which [UseAssertion] records a's use, and until when.
+func AssertionJTI(namespace string, a *Assertion, leeway time.Duration) (key string, expiresAt time.Time) {
 	if leeway <= 0 {
 		leeway = DefaultAssertionLeeway
 	}
-	var key string
 	if a.ID != "" {
 		key = namespace + "\x00" + a.Issuer + "\x00jti\x00" + a.ID
 	} else {
 		key = namespace + "\x00" + a.Issuer + "\x00sha256\x00" + hex.EncodeToString(a.content[:])
 	}
-	err := jtis.UseJTI(ctx, key, a.Expiry.Add(leeway))
-	if errors.Is(err, storage.ErrJTIUsed) {
-		return reject("the assertion has already been used")
+	return key, a.Expiry.Add(leeway)
+}
+
+// AssertionUsed is the outcome of recording an assertion's use (the error of a store write
+// under its [AssertionJTI]) as the grant answers it: storage.ErrJTIUsed is invalid_grant ("the
+// assertion has already been used"), another error a server error (temporarily_unavailable
+// when the store is unreachable).
+func AssertionUsed(err error) error {
+	if err == nil {
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("handlers: record assertion use: %w", err)
-	}
-	return nil
+	return grantError(assertionUse(err))
 }
 
 // KeySets hands out the verification keys of trusts and clients: a fresh static set for keys

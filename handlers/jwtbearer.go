@@ -94,41 +94,58 @@ func (h *JWTBearer) CanSkipClientAuth(context.Context, fosite.AccessRequester) b
 }
 
 // HandleTokenEndpointRequest implements fosite.TokenEndpointHandler: it verifies the assertion
-// against the issuer's trust, grants the resource server and scopes, and uses the assertion up.
+// against the issuer's trust, grants the resource server and scopes (see [JWTBearer.Grant]),
+// and uses the assertion up.
 func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	a, err := h.Grant(ctx, ar)
+	if err != nil {
+		return err
+	}
+	if err := UseAssertion(ctx, h.JTIs, GrantAssertionNamespace, a, h.Leeway); err != nil {
+		return grantError(err)
+	}
+	return nil
+}
+
+// Grant is HandleTokenEndpointRequest without using the assertion up: it returns the verified
+// assertion, which the caller records as used ([AssertionJTI], with GrantAssertionNamespace)
+// before it answers — together with the token, in one unit, where the store can
+// (storage.JTITokenWriter), so that a token that could not be stored leaves the assertion
+// unused for a retry. Errors are fosite's.
+func (h *JWTBearer) Grant(ctx context.Context, ar fosite.AccessRequester) (*Assertion, error) {
 	if !h.CanHandleTokenEndpointRequest(ctx, ar) {
-		return fosite.ErrUnknownRequest
+		return nil, fosite.ErrUnknownRequest
 	}
 	client := ar.GetClient()
 	authed := client != nil && client.GetID() != ""
 	switch {
 	case authed && client.IsPublic():
 		// A public client's client_id proves nothing; it would only put a name on the token.
-		return fosite.ErrUnauthorizedClient.WithHint("Public clients may not use the jwt-bearer grant.")
+		return nil, fosite.ErrUnauthorizedClient.WithHint("Public clients may not use the jwt-bearer grant.")
 	case authed && !client.GetGrantTypes().Has(GrantTypeJWTBearer):
-		return fosite.ErrUnauthorizedClient.WithHint("The client is not allowed to use the jwt-bearer grant.")
+		return nil, fosite.ErrUnauthorizedClient.WithHint("The client is not allowed to use the jwt-bearer grant.")
 	case !authed && h.RequireClientAuth:
-		return fosite.ErrInvalidClient.WithHint("The jwt-bearer grant requires client authentication.")
+		return nil, fosite.ErrInvalidClient.WithHint("The jwt-bearer grant requires client authentication.")
 	}
 	form := ar.GetRequestForm()
 	if len(form["assertion"]) != 1 || form.Get("assertion") == "" {
-		return fosite.ErrInvalidRequest.WithHint("The 'assertion' parameter is missing.")
+		return nil, fosite.ErrInvalidRequest.WithHint("The 'assertion' parameter is missing.")
 	}
 	req, ok := ar.(*fosite.AccessRequest)
 	if !ok {
-		return fosite.ErrServerError.WithDebug("handlers: jwt-bearer: the request is not a *fosite.AccessRequest")
+		return nil, fosite.ErrServerError.WithDebug("handlers: jwt-bearer: the request is not a *fosite.AccessRequest")
 	}
 	sess, ok := ar.GetSession().(*storage.Session)
 	if !ok {
-		return fosite.ErrServerError.WithDebug("handlers: jwt-bearer: session is not a *storage.Session")
+		return nil, fosite.ErrServerError.WithDebug("handlers: jwt-bearer: session is not a *storage.Session")
 	}
 	a, trust, err := h.Verify(ctx, form.Get("assertion"))
 	if err != nil {
-		return grantError(err)
+		return nil, grantError(err)
 	}
 	tr, err := transcribe(a, trust, h.MaxDelegationDepth)
 	if err != nil {
-		return grantError(err)
+		return nil, grantError(err)
 	}
 	// The trust plays the part of a prior authorization: the token is for one of its resources
 	// and carries its scopes at most (narrowed to the client's when one authenticated).
@@ -141,19 +158,19 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	}
 	indicators, err := TokenIndicators(form)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rs, err := h.Resolver.ForToken(ctx, client, indicators, slices.Clone(resources))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	requested := ar.GetRequestedScopes()
 	for _, s := range requested {
 		if !slices.Contains(scopes, s) {
-			return fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", strict.Echo(s))
+			return nil, fosite.ErrInvalidScope.WithHintf("The trust in the assertion's issuer does not allow scope '%s'.", strict.Echo(s))
 		}
 		if tr.bounded && !slices.Contains(tr.scope, s) {
-			return fosite.ErrInvalidScope.WithHintf("The assertion's scope claim does not include scope '%s'; a grant is never widened.", strict.Echo(s))
+			return nil, fosite.ErrInvalidScope.WithHintf("The assertion's scope claim does not include scope '%s'; a grant is never widened.", strict.Echo(s))
 		}
 	}
 	if tr.bounded {
@@ -161,14 +178,11 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	}
 	granted, err := GrantScopes(requested, scopes, rs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	subject, err := h.Subject(ctx, a, trust)
 	if err != nil {
-		return grantError(err)
-	}
-	if err := UseAssertion(ctx, h.JTIs, GrantAssertionNamespace, a, h.Leeway); err != nil {
-		return grantError(err)
+		return nil, grantError(err)
 	}
 	sess.SetSubject(subject)
 	if len(tr.claims) > 0 {
@@ -186,7 +200,7 @@ func (h *JWTBearer) HandleTokenEndpointRequest(ctx context.Context, ar fosite.Ac
 	req.Client = client
 	req.GrantedAudience = fosite.Arguments{rs.Identifier}
 	req.GrantedScope = fosite.Arguments(granted)
-	return nil
+	return a, nil
 }
 
 // Verify checks raw as a JWT from a trusted issuer, with the rules of this grant: parsed by

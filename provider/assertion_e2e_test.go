@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/jwt"
 
@@ -572,5 +573,38 @@ func TestJWTBearerTrustJWKSURI(t *testing.T) {
 	}
 	if n := hits.Load(); n != 3 {
 		t.Fatalf("JWKS fetched %d times, want 3", n)
+	}
+}
+
+// unitStore writes tokens together with JWT IDs (storage.JTITokenWriter) through the store it
+// wraps, after failing the first such write with an unreachable database.
+type unitStore struct {
+	storage.Store
+	failed atomic.Bool
+}
+
+func (u *unitStore) CreateAccessTokenSessionUsingJTI(ctx context.Context, sig string, req fosite.Requester, jti string, exp time.Time) error {
+	if u.failed.CompareAndSwap(false, true) {
+		return fmt.Errorf("test: connection refused: %w", storage.ErrUnavailable)
+	}
+	return u.Store.(storage.JTITokenWriter).CreateAccessTokenSessionUsingJTI(ctx, sig, req, jti, exp)
+}
+
+// TestJWTBearerRetryAfterStoreFailure: when the token cannot be stored, the answer is 503 and
+// the assertion is not spent — the client retries with the same one and gets its token — and
+// then it is spent.
+func TestJWTBearerRetryAfterStoreFailure(t *testing.T) {
+	as := newASWith(t, &unitStore{Store: newStore(t)}, testSecret(t), "")
+	idp := genKey(t, jose.ES256, "idp-1")
+	bearerAS(t, as, idp)
+	f := url.Values{"grant_type": {jwtBearer}, "assertion": {idp.sign(t, as.assertionClaims(idpIssuer, "svc-a"))}}
+	if resp, m := as.post("token", f, "", ""); resp.StatusCode != 503 || m["error"] != "temporarily_unavailable" {
+		t.Fatalf("token not stored: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := as.post("token", f, "", ""); resp.StatusCode != 200 {
+		t.Fatalf("the same assertion after the failure: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := as.post("token", f, "", ""); resp.StatusCode != 400 || !strings.Contains(m["error_description"].(string), "already been used") {
+		t.Fatalf("the assertion once more: %d %v", resp.StatusCode, m)
 	}
 }

@@ -110,8 +110,21 @@ func (p *Provider) jwtBearer(ctx context.Context, r *http.Request, proof *dpop.P
 		}
 		ar.Client = client
 	}
-	if err := p.bearer.HandleTokenEndpointRequest(ctx, ar); err != nil {
+	a, err := p.bearer.Grant(ctx, ar)
+	if err != nil {
 		return nil, err
+	}
+	// A store that writes a token together with a JWT ID records the assertion's use with the
+	// token, in one commit, and a token that could not be stored leaves the assertion usable
+	// for a retry (the price: a replayed assertion is refused after its token was signed, not
+	// before); otherwise the use comes first, as in handlers.JWTBearer.
+	jti, jtiExp := handlers.AssertionJTI(handlers.GrantAssertionNamespace, a, p.bearer.Leeway)
+	units, _ := p.store.(storage.JTITokenWriter)
+	if units == nil || p.cfg.StatelessAccessTokens {
+		if err := handlers.AssertionUsed(p.store.UseJTI(ctx, jti, jtiExp)); err != nil {
+			return nil, err
+		}
+		units = nil
 	}
 	target, err := p.resolveTarget(ctx, ar)
 	if err != nil {
@@ -127,7 +140,12 @@ func (p *Provider) jwtBearer(ctx context.Context, r *http.Request, proof *dpop.P
 	// One token per grant, as for client_credentials: the grant's ID is the token's signature.
 	// The stored request keeps no form values (the assertion among them), as Sanitize would.
 	ar.ID, ar.Form = m.Signature, url.Values{}
-	if err := p.fstore.CreateAccessTokenSession(ctx, m.Signature, ar); err != nil {
+	if units != nil {
+		err = handlers.AssertionUsed(units.CreateAccessTokenSessionUsingJTI(ctx, m.Signature, ar, jti, jtiExp))
+	} else {
+		err = p.fstore.CreateAccessTokenSession(ctx, m.Signature, ar)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return p.tokenResponse(m.Token, target), nil

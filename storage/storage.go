@@ -84,6 +84,15 @@ type TokenStore interface {
 	fstorage.Transactional
 }
 
+// JTITokenWriter is an optional upgrade of a [Store]: an access token's session written in one
+// unit with the use of a JWT ID (see [JTIStore.UseJTI]) — the assertion of a jwt-bearer grant
+// (RFC 7523) and the token it buys. Both are written or neither: a jti already in use
+// (ErrJTIUsed) writes no token, and a token that cannot be written leaves the jti unused, so
+// the client can retry with the same assertion. One commit instead of two.
+type JTITokenWriter interface {
+	CreateAccessTokenSessionUsingJTI(ctx context.Context, signature string, req fosite.Requester, jti string, jtiExpiresAt time.Time) error
+}
+
 // AccessTokenChecker is an optional upgrade of a [TokenStore]: whether an access token's
 // session still exists (it was issued here and not revoked), without decoding it. The provider
 // asks it on the hot paths that only need that answer (introspection of a signed token, a

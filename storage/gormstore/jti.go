@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -11,13 +12,37 @@ import (
 
 // UseJTI implements storage.JTIStore. The key is claimed by one insert under its unique
 // (hashed) key; when a row exists, a conditional update takes it over only if its previous use
-// has expired. Both statements are atomic on their own, so of any number of concurrent callers
-// — sharing this pool or not — exactly one wins and the others get storage.ErrJTIUsed. Neither
-// statement raises a unique violation, so a caller's PostgreSQL transaction stays usable.
+// has expired (on MySQL both in one INSERT … ON DUPLICATE KEY UPDATE). Each statement is atomic
+// on its own, so of any number of concurrent callers — sharing this pool or not — exactly one
+// wins and the others get storage.ErrJTIUsed. No statement raises a unique violation, so a
+// caller's PostgreSQL transaction stays usable.
 func (s *Store) UseJTI(ctx context.Context, jti string, expiresAt time.Time) error {
+	return s.write(ctx, s.useJTI(jti, expiresAt))
+}
+
+// useJTI is UseJTI's write.
+func (s *Store) useJTI(jti string, expiresAt time.Time) writeOp {
 	h := key(jti)
 	exp := nanos(expiresAt)
-	return s.write(ctx, func(db *gorm.DB) error {
+	return func(db *gorm.DB) error {
+		if s.dialect == dialectMySQL {
+			// One statement, whose duplicate check takes the row's exclusive lock at once. INSERT
+			// IGNORE takes a shared lock on a duplicate, held to the end of a transaction: two
+			// transactions holding it on one key (a group commit's batch, or a unit, on each of
+			// two instances) deadlocked when both went on to the UPDATE. The assignments read the
+			// old expires_at (uses first); the affected rows are 1 for an insert, 2 for an expired
+			// use taken over and 0 for a key in use.
+			now := s.now().UnixNano()
+			n, err := exec(db, `INSERT INTO mandate_jtis (key_hash, expires_at, uses) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE
+				uses = IF(expires_at <= ?, uses + 1, uses), expires_at = IF(expires_at <= ?, VALUES(expires_at), expires_at)`, h, exp, now, now)
+			switch {
+			case err != nil:
+				return wrap("use jti", err)
+			case n == 0:
+				return storage.ErrJTIUsed
+			}
+			return nil
+		}
 		n, err := exec(db, s.insertIgnore("mandate_jtis", "key_hash, expires_at, uses", "?, ?, 1", "key_hash"), h, exp)
 		if err != nil {
 			return wrap("use jti", err)
@@ -25,8 +50,6 @@ func (s *Store) UseJTI(ctx context.Context, jti string, expiresAt time.Time) err
 		if n == 1 {
 			return nil
 		}
-		// uses = uses + 1 makes the row change even when exp equals the old value, so MySQL's
-		// changed-rows count is 1 exactly when the update applied.
 		n, err = exec(db, "UPDATE mandate_jtis SET expires_at = ?, uses = uses + 1 WHERE key_hash = ? AND expires_at <= ?",
 			exp, h, s.now().UnixNano())
 		if err != nil {
@@ -36,7 +59,7 @@ func (s *Store) UseJTI(ctx context.Context, jti string, expiresAt time.Time) err
 			return nil
 		}
 		return storage.ErrJTIUsed
-	})
+	}
 }
 
 // JTIUsed implements storage.JTIStore.
@@ -105,3 +128,36 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 	}
 	return total, nil
 }
+
+// unit is the write of first and then, if first succeeded, second, as one unit: in a
+// transaction of its own, or within the transaction db already is (a group commit's batch, a
+// caller's). An error of second after first wrote is a *partialWrite: it is not row-level (see
+// rowLevel), so a group commit rolls its whole batch back and writes its rows one by one, each
+// unit in a transaction of its own, rather than keep first's write without second's.
+func (s *Store) unit(first, second writeOp) writeOp {
+	both := func(db *gorm.DB) error {
+		if err := first(db); err != nil {
+			return err
+		}
+		if err := second(db); err != nil {
+			return &partialWrite{err}
+		}
+		return nil
+	}
+	return func(db *gorm.DB) error {
+		if _, inTx := db.Statement.ConnPool.(gorm.TxCommitter); inTx {
+			return both(db)
+		}
+		err := db.Transaction(both, s.txOptions()...)
+		if err != nil && !rowLevel(err) && !errors.As(err, new(*partialWrite)) {
+			err = wrap("write", err) // BEGIN or COMMIT
+		}
+		return err
+	}
+}
+
+// partialWrite is the error of a unit's second write after its first succeeded.
+type partialWrite struct{ err error }
+
+func (e *partialWrite) Error() string { return e.err.Error() }
+func (e *partialWrite) Unwrap() error { return e.err }

@@ -74,8 +74,18 @@ func recordOf(req fosite.Requester) *requestRecord {
 }
 
 func (s *Store) createToken(ctx context.Context, kind int, signature, accessSignature string, req fosite.Requester, expiry fosite.TokenType) error {
+	row, insert, err := s.tokenWrite(kind, signature, accessSignature, req, expiry)
+	if err != nil {
+		return err
+	}
+	return s.writeRow(ctx, row, insert)
+}
+
+// tokenWrite encodes a token row and returns the write that inserts it: on PostgreSQL and
+// MySQL also the row itself, for the group commit's multi-row insert.
+func (s *Store) tokenWrite(kind int, signature, accessSignature string, req fosite.Requester, expiry fosite.TokenType) (*tokenRow, writeOp, error) {
 	if req == nil {
-		return errors.New("gormstore: create token session: nil request")
+		return nil, nil, errors.New("gormstore: create token session: nil request")
 	}
 	rec := recordOf(req)
 	requestHash := key(rec.ID)
@@ -88,7 +98,7 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	}
 	reqJSON, err := encodeRequest(rec)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	sess := req.GetSession()
 	if sess != nil && reflect.ValueOf(sess).Kind() == reflect.Pointer && reflect.ValueOf(sess).IsNil() {
@@ -100,7 +110,7 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	}
 	sessJSON, err := encodeSession(sess)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var access any
 	if kind == kindRefresh {
@@ -109,10 +119,10 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 	args := []any{kind, sigHash, requestHash, 1, nanos(exp), access, string(reqJSON), string(sessJSON)}
 	if s.dialect != dialectSQLite {
 		row := &tokenRow{kind: kind, signature: sigHash, args: args}
-		return s.writeRow(ctx, row, func(db *gorm.DB) error { return s.insertTokens(db, []*tokenRow{row}, nil) })
+		return row, func(db *gorm.DB) error { return s.insertTokens(db, []*tokenRow{row}, nil) }, nil
 	}
 	args = append([]any{nil}, args...)
-	return s.write(ctx, func(db *gorm.DB) error {
+	return nil, func(db *gorm.DB) error {
 		// Another process on the same file may have taken the id: try the next ones.
 		for range 8 {
 			args[0] = s.expiryRowID(nanos(exp))
@@ -124,7 +134,7 @@ func (s *Store) createToken(ctx context.Context, kind int, signature, accessSign
 			}
 		}
 		return wrap("create token session", errors.New("no free row id"))
-	})
+	}, nil
 }
 
 // tokenRow is a token row to insert on PostgreSQL or MySQL: its key and the values of
@@ -353,6 +363,16 @@ func (s *Store) exists(db *gorm.DB, kind int, signature string) error {
 	var one int
 	err := queryRow(db, `SELECT 1 FROM mandate_tokens WHERE kind = ? AND signature = ?`, []any{kind, key(signature)}, &one)
 	return wrap("token session", err)
+}
+
+// CreateAccessTokenSessionUsingJTI implements storage.JTITokenWriter: the JWT ID's use and then
+// the token row, as one unit (see unit) through the group commit.
+func (s *Store) CreateAccessTokenSessionUsingJTI(ctx context.Context, signature string, req fosite.Requester, jti string, jtiExpiresAt time.Time) error {
+	_, insert, err := s.tokenWrite(kindAccess, signature, "", req, fosite.AccessToken)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, s.unit(s.useJTI(jti, jtiExpiresAt), insert))
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.

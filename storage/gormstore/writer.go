@@ -344,7 +344,11 @@ func (w *groupWriter) write(batch []*writeReq) {
 
 // rowLevel reports an error that concerns one row only and leaves the batch transaction usable:
 // SQLite aborts just the failing statement on a constraint violation, and the JWT ID outcome is
-// decided by statements that did not fail.
+// decided by statements that did not fail. A unit's partial write (see Store.unit) is not: the
+// batch must not commit the half it wrote.
 func rowLevel(err error) bool {
+	if errors.As(err, new(*partialWrite)) {
+		return false
+	}
 	return errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrJTIUsed)
 }

@@ -435,3 +435,133 @@ func TestWriteBatchOff(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCommitUnits: a token written with a JWT ID (CreateAccessTokenSessionUsingJTI) is
+// both or neither — alone, or queued in one batch with other units, token rows and JWT IDs:
+// a used jti writes no token, and a token that cannot be written leaves its jti unused, without
+// failing anyone else's write.
+func TestGroupCommitUnits(t *testing.T) { writerBackends(t, testGroupCommitUnits) }
+
+func testGroupCommitUnits(t *testing.T, dsn string) {
+	s, client := newBatchStoreAt(t, dsn)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	must(t, s.CreateAccessTokenSession(ctx, "existing", tokenReq(client)))
+
+	// Alone.
+	must(t, s.CreateAccessTokenSessionUsingJTI(ctx, "a1", tokenReq(client), "ka", exp))
+	if err := s.CreateAccessTokenSessionUsingJTI(ctx, "a2", tokenReq(client), "ka", exp); !errors.Is(err, storage.ErrJTIUsed) {
+		t.Fatalf("a used jti = %v, want ErrJTIUsed", err)
+	}
+	if err := s.CreateAccessTokenSessionUsingJTI(ctx, "existing", tokenReq(client), "kb", exp); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a taken token signature = %v, want ErrConflict", err)
+	}
+
+	type write struct {
+		token, jti string
+		want       error
+	}
+	run := func(writes []write) (transactions int64) {
+		t.Helper()
+		b := blockWriter(t, s)
+		errs := make([]error, len(writes))
+		var wg sync.WaitGroup
+		for i, w := range writes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				switch {
+				case w.token != "" && w.jti != "":
+					errs[i] = s.CreateAccessTokenSessionUsingJTI(ctx, w.token, tokenReq(client), w.jti, exp)
+				case w.token != "":
+					errs[i] = s.CreateAccessTokenSession(ctx, w.token, tokenReq(client))
+				default:
+					errs[i] = s.UseJTI(ctx, w.jti, exp)
+				}
+			}()
+			b.waitQueued(t, i+1) // in order: the first of two equal writes wins
+		}
+		before := s.writer.batches.Load()
+		b.release(t)
+		wg.Wait()
+		for i, w := range writes {
+			if w.want == nil && errs[i] != nil || w.want != nil && !errors.Is(errs[i], w.want) {
+				t.Errorf("write %d %+v = %v, want %v", i, w, errs[i], w.want)
+			}
+		}
+		return s.writer.batches.Load() - before
+	}
+	// A batch of units, a token row and a JWT ID, one unit's jti taken: one transaction.
+	if n := run([]write{
+		{token: "u1", jti: "k1"}, {token: "u2", jti: "k1", want: storage.ErrJTIUsed}, {token: "t1"}, {jti: "k2"}, {token: "u3", jti: "ka", want: storage.ErrJTIUsed},
+	}); n != 1 {
+		t.Errorf("%d transactions for the queued writes, want 1", n)
+	}
+	// A unit whose token cannot be written: the batch is redone row by row, its jti unused.
+	must(t, s.DeleteAccessTokenSession(ctx, "leader")) // blockWriter's row, for the next one
+	run([]write{
+		{token: "u4", jti: "k3"}, {token: "existing", jti: "k4", want: storage.ErrConflict}, {token: "t2"}, {jti: "k5"},
+	})
+
+	for sig, want := range map[string]bool{"a1": true, "a2": false, "u1": true, "u2": false, "u3": false, "t1": true, "u4": true, "t2": true} {
+		_, err := s.GetAccessTokenSession(ctx, sig, nil)
+		if got := err == nil; got != want || err != nil && !errors.Is(err, fosite.ErrNotFound) {
+			t.Errorf("token %q stored: %v (%v), want %v", sig, got, err, want)
+		}
+	}
+	for jti, want := range map[string]bool{"ka": true, "kb": false, "k1": true, "k2": true, "k3": true, "k4": false, "k5": true} {
+		if used, err := s.JTIUsed(ctx, jti); err != nil || used != want {
+			t.Errorf("JTIUsed(%q) = %v, %v, want %v", jti, used, err, want)
+		}
+	}
+}
+
+// TestUnitsRace: two stores (two instances) write tokens with one JWT ID at once, round after
+// round: exactly one wins each round, every other gets ErrJTIUsed — never a deadlock or another
+// error — and only the winner's token is stored.
+func TestUnitsRace(t *testing.T) { writerBackends(t, testUnitsRace) }
+
+func testUnitsRace(t *testing.T, dsn string) {
+	a, client := newBatchStoreAt(t, dsn)
+	b := openT(t, dsn)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	const rounds, callers = 20, 12
+	for r := range rounds {
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range callers {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				<-start
+				errs[i] = s.CreateAccessTokenSessionUsingJTI(ctx, fmt.Sprintf("race-%d-%d", r, i), tokenReq(client), fmt.Sprintf("jti-%d", r), exp)
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+				if _, err := a.GetAccessTokenSession(ctx, fmt.Sprintf("race-%d-%d", r, i), nil); err != nil {
+					t.Errorf("round %d: the winner's token: %v", r, err)
+				}
+			case !errors.Is(err, storage.ErrJTIUsed):
+				t.Errorf("round %d, caller %d: %v, want nil or ErrJTIUsed", r, i, err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("round %d: %d winners, want 1", r, won)
+		}
+	}
+	var n int
+	must(t, a.DB().Raw("SELECT COUNT(*) FROM mandate_tokens WHERE kind = ?", kindAccess).Row().Scan(&n))
+	if n != rounds {
+		t.Errorf("%d access tokens stored, want %d (one per round)", n, rounds)
+	}
+}
