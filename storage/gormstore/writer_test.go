@@ -565,3 +565,47 @@ func testUnitsRace(t *testing.T, dsn string) {
 		t.Errorf("%d access tokens stored, want %d (one per round)", n, rounds)
 	}
 }
+
+// TestUseJTIInTransactionsNoDeadlock: transactions claiming a JWT ID that is in use, many at
+// once, each get ErrJTIUsed. On MySQL, INSERT IGNORE then UPDATE held a shared lock between
+// the two and deadlocked (error 1213) when two transactions did it at once.
+func TestUseJTIInTransactionsNoDeadlock(t *testing.T) {
+	writerBackends(t, testUseJTIInTransactionsNoDeadlock)
+}
+
+func testUseJTIInTransactionsNoDeadlock(t *testing.T, dsn string) {
+	a, _ := newBatchStoreAt(t, dsn)
+	b := openT(t, dsn)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	must(t, a.UseJTI(ctx, "taken", exp))
+	const goroutines, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := range goroutines {
+		s := a
+		if g%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			for range each {
+				tx, err := s.BeginTX(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				errs <- s.UseJTI(tx, "taken", exp)
+				if err := s.Rollback(tx); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, storage.ErrJTIUsed) {
+			t.Fatalf("UseJTI of a jti in use, in a transaction: %v, want ErrJTIUsed", err)
+		}
+	}
+}
