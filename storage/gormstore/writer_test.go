@@ -352,6 +352,46 @@ func testGroupCommitUseJTI(t *testing.T, dsn string) {
 	}
 }
 
+// queuedWrite is a write of a group-commit test: a token row (token), a JWT ID (jti), or both as
+// one unit, and the error it must get.
+type queuedWrite struct {
+	token, jti string
+	want       error
+}
+
+// runQueued queues writes in order behind a blocked writer (the first of two equal writes
+// wins), releases them at once, checks each one's error and returns how many transactions
+// wrote them.
+func runQueued(t *testing.T, s *Store, client *storage.Client, exp time.Time, writes []queuedWrite) int64 {
+	t.Helper()
+	ctx := context.Background()
+	b := blockWriter(t, s)
+	errs := make([]error, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Go(func() {
+			switch {
+			case w.token != "" && w.jti != "":
+				errs[i] = s.CreateAccessTokenSessionUsingJTI(ctx, w.token, tokenReq(client), w.jti, exp)
+			case w.token != "":
+				errs[i] = s.CreateAccessTokenSession(ctx, w.token, tokenReq(client))
+			default:
+				errs[i] = s.UseJTI(ctx, w.jti, exp)
+			}
+		})
+		b.waitQueued(t, i+1)
+	}
+	before := s.writer.batches.Load()
+	b.release(t)
+	wg.Wait()
+	for i, w := range writes {
+		if w.want == nil && errs[i] != nil || w.want != nil && !errors.Is(errs[i], w.want) {
+			t.Errorf("write %d %+v = %v, want %v", i, w, errs[i], w.want)
+		}
+	}
+	return s.writer.batches.Load() - before
+}
+
 // TestGroupCommitMixed: one batch holding token rows and JWT IDs, with a duplicate of each,
 // commits everything else in one transaction; each duplicate fails its own caller only.
 func TestGroupCommitMixed(t *testing.T) { writerBackends(t, testGroupCommitMixed) }
@@ -362,39 +402,11 @@ func testGroupCommitMixed(t *testing.T, dsn string) {
 	exp := time.Now().Add(time.Hour)
 	must(t, s.CreateAccessTokenSession(ctx, "existing", tokenReq(client)))
 	must(t, s.UseJTI(ctx, "used", exp))
-	b := blockWriter(t, s)
-	type write struct {
-		token, jti string
-		want       error
-	}
-	writes := []write{
+	if n := runQueued(t, s, client, exp, []queuedWrite{
 		{token: "t1"}, {jti: "j1"}, {token: "existing", want: storage.ErrConflict}, {jti: "used", want: storage.ErrJTIUsed},
 		{token: "t2"}, {jti: "j1", want: storage.ErrJTIUsed}, {token: "t2", want: storage.ErrConflict}, {jti: "j2"},
-	}
-	errs := make([]error, len(writes))
-	var wg sync.WaitGroup
-	for i, w := range writes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if w.token != "" {
-				errs[i] = s.CreateAccessTokenSession(ctx, w.token, tokenReq(client))
-			} else {
-				errs[i] = s.UseJTI(ctx, w.jti, exp)
-			}
-		}()
-		b.waitQueued(t, i+1) // queue in order: the first of two equal writes wins
-	}
-	batches := s.writer.batches.Load()
-	b.release(t)
-	wg.Wait()
-	if got := s.writer.batches.Load() - batches; got != 1 {
-		t.Errorf("%d transactions for the queued writes, want 1", got)
-	}
-	for i, w := range writes {
-		if w.want == nil && errs[i] != nil || w.want != nil && !errors.Is(errs[i], w.want) {
-			t.Errorf("write %d %+v = %v, want %v", i, w, errs[i], w.want)
-		}
+	}); n != 1 {
+		t.Errorf("%d transactions for the queued writes, want 1", n)
 	}
 	for _, sig := range []string{"t1", "t2", "existing", "leader"} {
 		if _, err := s.GetAccessTokenSession(ctx, sig, nil); err != nil {
@@ -457,49 +469,15 @@ func testGroupCommitUnits(t *testing.T, dsn string) {
 		t.Fatalf("a taken token signature = %v, want ErrConflict", err)
 	}
 
-	type write struct {
-		token, jti string
-		want       error
-	}
-	run := func(writes []write) (transactions int64) {
-		t.Helper()
-		b := blockWriter(t, s)
-		errs := make([]error, len(writes))
-		var wg sync.WaitGroup
-		for i, w := range writes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				switch {
-				case w.token != "" && w.jti != "":
-					errs[i] = s.CreateAccessTokenSessionUsingJTI(ctx, w.token, tokenReq(client), w.jti, exp)
-				case w.token != "":
-					errs[i] = s.CreateAccessTokenSession(ctx, w.token, tokenReq(client))
-				default:
-					errs[i] = s.UseJTI(ctx, w.jti, exp)
-				}
-			}()
-			b.waitQueued(t, i+1) // in order: the first of two equal writes wins
-		}
-		before := s.writer.batches.Load()
-		b.release(t)
-		wg.Wait()
-		for i, w := range writes {
-			if w.want == nil && errs[i] != nil || w.want != nil && !errors.Is(errs[i], w.want) {
-				t.Errorf("write %d %+v = %v, want %v", i, w, errs[i], w.want)
-			}
-		}
-		return s.writer.batches.Load() - before
-	}
 	// A batch of units, a token row and a JWT ID, one unit's jti taken: one transaction.
-	if n := run([]write{
+	if n := runQueued(t, s, client, exp, []queuedWrite{
 		{token: "u1", jti: "k1"}, {token: "u2", jti: "k1", want: storage.ErrJTIUsed}, {token: "t1"}, {jti: "k2"}, {token: "u3", jti: "ka", want: storage.ErrJTIUsed},
 	}); n != 1 {
 		t.Errorf("%d transactions for the queued writes, want 1", n)
 	}
 	// A unit whose token cannot be written: the batch is redone row by row, its jti unused.
 	must(t, s.DeleteAccessTokenSession(ctx, "leader")) // blockWriter's row, for the next one
-	run([]write{
+	runQueued(t, s, client, exp, []queuedWrite{
 		{token: "u4", jti: "k3"}, {token: "existing", jti: "k4", want: storage.ErrConflict}, {token: "t2"}, {jti: "k5"},
 	})
 
