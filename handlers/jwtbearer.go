@@ -23,10 +23,10 @@ const GrantAssertionNamespace = "jwt-bearer"
 
 // JWTBearer is the RFC 7523 §2.1 authorization grant as a fosite.TokenEndpointHandler: an
 // assertion from a trusted issuer ([storage.Trust]) is exchanged for an access token whose sub
-// is the assertion's sub (or what Subjects maps it to). Unlike fosite's handler/rfc7523 it parses with an algorithm
-// allow-list, never copies the assertion's aud into the token, and uses the assertion's jti
-// with one atomic store operation, so of concurrent uses of one assertion exactly one gets a
-// token.
+// is the assertion's sub (or what Subjects maps it to). Unlike fosite's handler/rfc7523 it
+// parses with an algorithm allow-list, never copies the assertion's aud into the token, and uses
+// the assertion's jti with one atomic store operation, so of concurrent uses of one assertion
+// exactly one gets a token.
 //
 // HandleTokenEndpointRequest checks the assertion, resolves the one resource server the token
 // is for (RFC 8707 resource, through Resolver, within the trust's resources — and the client's,

@@ -120,11 +120,13 @@ func (p *Provider) jwtBearer(ctx context.Context, r *http.Request, proof *dpop.P
 	// before); otherwise the use comes first, as in handlers.JWTBearer.
 	jti, jtiExp := handlers.AssertionJTI(handlers.GrantAssertionNamespace, a, p.bearer.Leeway)
 	units, _ := p.store.(storage.JTITokenWriter)
-	if units == nil || p.cfg.StatelessAccessTokens {
+	if p.cfg.StatelessAccessTokens {
+		units = nil // no token row to write the use with
+	}
+	if units == nil {
 		if err := handlers.AssertionUsed(p.store.UseJTI(ctx, jti, jtiExp)); err != nil {
 			return nil, err
 		}
-		units = nil
 	}
 	target, err := p.resolveTarget(ctx, ar)
 	if err != nil {

@@ -85,14 +85,12 @@ func readDoc(db *gorm.DB, query string, args ...any) (string, time.Time, time.Ti
 	return data, fromNanos(created), fromNanos(updated), nil
 }
 
-// deleteAnnounced deletes a row and, when there was one, records a change of kind change in
-// the same transaction (see announce).
-func (s *Store) deleteAnnounced(ctx context.Context, table, id string, change int) error {
-	err := s.inTx(ctx, func(db *gorm.DB) error {
-		if err := updated(exec(db, "DELETE FROM "+table+" WHERE id_hash = ?", key(id))); err != nil {
-			return err
-		}
-		return s.announce(db, change)
+// deleteAnnounced deletes the row of id and records a change of kind change in the same
+// transaction, then invalidates the read cache's records of dirty under cached (see announced);
+// storage.ErrNotFound when there was no row.
+func (s *Store) deleteAnnounced(ctx context.Context, table, id string, change int, dirty uint32, cached string) error {
+	err := s.announced(ctx, change, dirty, cached, func(db *gorm.DB) error {
+		return updated(exec(db, "DELETE FROM "+table+" WHERE id_hash = ?", key(id)))
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.ErrNotFound
@@ -227,8 +225,7 @@ func updated(n int64, err error) error {
 
 // DeleteClient implements storage.ClientStore.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	defer s.written(ctx, dirtyClients, id)
-	return s.deleteAnnounced(ctx, "mandate_clients", id, changeClients)
+	return s.deleteAnnounced(ctx, "mandate_clients", id, changeClients, dirtyClients, id)
 }
 
 type resourceRecord struct {
@@ -386,8 +383,7 @@ func (s *Store) SaveResourceServer(ctx context.Context, rs *storage.ResourceServ
 
 // DeleteResourceServer implements storage.ResourceStore.
 func (s *Store) DeleteResourceServer(ctx context.Context, identifier string) error {
-	defer s.written(ctx, dirtyResources, "")
-	return s.deleteAnnounced(ctx, "mandate_resource_servers", identifier, changeResources)
+	return s.deleteAnnounced(ctx, "mandate_resource_servers", identifier, changeResources, dirtyResources, "")
 }
 
 type trustRecord struct {
@@ -512,6 +508,5 @@ func (s *Store) SaveTrust(ctx context.Context, t *storage.Trust) error {
 
 // DeleteTrust implements storage.TrustStore.
 func (s *Store) DeleteTrust(ctx context.Context, id string) error {
-	defer s.written(ctx, dirtyTrusts, "")
-	return s.deleteAnnounced(ctx, "mandate_trusts", id, changeTrusts)
+	return s.deleteAnnounced(ctx, "mandate_trusts", id, changeTrusts, dirtyTrusts, "")
 }

@@ -148,6 +148,5 @@ func (s *Store) writePeer(ctx context.Context, op string, p *storage.Peer, write
 
 // DeletePeer implements storage.PeerStore.
 func (s *Store) DeletePeer(ctx context.Context, issuer string) error {
-	defer s.written(ctx, dirtyPeers, issuer)
-	return s.deleteAnnounced(ctx, "mandate_peers", issuer, changePeers)
+	return s.deleteAnnounced(ctx, "mandate_peers", issuer, changePeers, dirtyPeers, issuer)
 }
